@@ -1,0 +1,80 @@
+/**
+ * Payload checks done before anything is sent: `JSON.stringify` silently drops
+ * functions and `undefined`, turns `NaN` into `null` and throws on bigint and
+ * cycles, so every value is walked and refused with the path of the offence.
+ */
+import { Effect } from "effect"
+import type { Json } from "./Message.ts"
+import { InvalidPayload, MessageTooLarge } from "./MessagingError.ts"
+import type { QueueName } from "./QueueName.ts"
+
+/** Default ceiling for one encoded payload (1 MiB), shared by the providers. */
+export const defaultMaxBytes = 1024 * 1024
+
+const describe = (value: unknown): string | undefined => {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return undefined
+    case "number":
+      return Number.isFinite(value) ? undefined : `the number ${value} has no JSON form`
+    case "object":
+      return undefined
+    default:
+      return `a ${typeof value} has no JSON form`
+  }
+}
+
+const findProblem = (value: unknown, path: string, seen: Set<object>): InvalidPayload | undefined => {
+  const why = describe(value)
+  if (why !== undefined) return new InvalidPayload({ path, message: `Payload is not JSON at ${path}: ${why}` })
+  if (typeof value !== "object" || value === null) return undefined
+  if (seen.has(value)) return new InvalidPayload({ path, message: `Payload is not JSON at ${path}: cyclic reference` })
+  if (!Array.isArray(value)) {
+    const proto = Object.getPrototypeOf(value)
+    if (proto !== Object.prototype && proto !== null) {
+      return new InvalidPayload({
+        path,
+        message: `Payload is not JSON at ${path}: a ${proto?.constructor?.name ?? "class"} instance is not a plain object`
+      })
+    }
+  }
+  seen.add(value)
+  const entries: Iterable<[string, unknown]> = Array.isArray(value)
+    ? value.map((v, i): [string, unknown] => [`[${i}]`, v])
+    : Object.entries(value).map(([k, v]): [string, unknown] => [`.${k}`, v])
+  for (const [key, child] of entries) {
+    const found = findProblem(child, path + key, seen)
+    if (found !== undefined) return found
+  }
+  seen.delete(value)
+  return undefined
+}
+
+/** Refuses anything that is not a JSON value, reporting where. */
+export const validate = (payload: unknown): Effect.Effect<Json, InvalidPayload> =>
+  Effect.suspend(() => {
+    const problem = findProblem(payload, "$", new Set())
+    return problem === undefined ? Effect.succeed(payload as Json) : Effect.fail(problem)
+  })
+
+/** Validates, encodes and enforces the provider's size limit in UTF-8 bytes. */
+export const encode = (
+  queue: QueueName,
+  payload: unknown,
+  maxBytes: number
+): Effect.Effect<string, InvalidPayload | MessageTooLarge> =>
+  Effect.flatMap(validate(payload), (json) => {
+    const text = JSON.stringify(json)
+    const bytes = Buffer.byteLength(text, "utf8")
+    return bytes > maxBytes
+      ? Effect.fail(
+        new MessageTooLarge({
+          queue,
+          bytes,
+          maxBytes,
+          message: `Message for queue ${queue} is ${bytes} bytes, over the limit of ${maxBytes}`
+        })
+      )
+      : Effect.succeed(text)
+  })

@@ -1,0 +1,6 @@
+export * as Message from "./Message.ts"
+export * as MessageNotification from "./MessageNotification.ts"
+export * as Messaging from "./Messaging.ts"
+export * as MessagingError from "./MessagingError.ts"
+export * as Payload from "./Payload.ts"
+export * as QueueName from "./QueueName.ts"
