@@ -36,3 +36,9 @@ export const makeUnsafe = (name: string): QueueName => {
 }
 
 export const is = (name: string): name is QueueName => problem(name) === undefined
+
+/**
+ * The dead-letter queue of `queue`: `<queue>_dlq`. It may run 4 characters past
+ * `maxLength`, which still fits PostgreSQL's 63-byte identifiers.
+ */
+export const deadLetter = (queue: QueueName): QueueName => `${queue}_dlq` as QueueName

@@ -1,0 +1,240 @@
+/**
+ * The in-memory provider: the whole contract (visibility timeout, delay,
+ * receiveCount, dead-lettering, push of full messages, stale receipts) in
+ * one process, on Effect's Clock so tests drive it with TestClock.
+ */
+import { Clock, Deferred, Duration, Effect, Layer, Option, Stream } from "effect"
+import { MemoryQueue, type Entry } from "./internal/memoryQueue.ts"
+import type { Headers, Json, QueuedMessage, Receipt } from "./Message.ts"
+import { Message, PushHealth } from "./MessageNotification.ts"
+import { type Capabilities, Messaging } from "./Messaging.ts"
+import { ProviderError, QueueNotFound, StaleReceipt } from "./MessagingError.ts"
+import { instrument } from "./Observability.ts"
+import * as Payload from "./Payload.ts"
+import * as QueueName from "./QueueName.ts"
+
+const provider = "memory"
+
+export interface Options {
+  /** Largest encoded payload accepted, in bytes (default 1 MiB). */
+  readonly maxPayloadBytes?: number
+}
+
+export const capabilities: Capabilities = {
+  push: "message",
+  requiresFallbackPolling: false,
+  fallbackPollingInterval: Duration.seconds(1),
+  fetchById: true,
+  delayedDelivery: true,
+  deadLetter: true
+}
+
+interface Token {
+  readonly seq: number
+  readonly claim: number
+}
+
+const isToken = (token: unknown): token is Token =>
+  typeof token === "object" && token !== null && "seq" in token && "claim" in token
+
+const millis = (input: Duration.Input | undefined): number =>
+  input === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(input))
+
+export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]> =>
+  Effect.sync(() => {
+    const maxBytes = options.maxPayloadBytes ?? Payload.defaultMaxBytes
+    const queues = new Map<QueueName.QueueName, MemoryQueue>()
+    let seq = 0
+    let claims = 0
+    // Subscribers wait on this; every change that may make a message visible completes it.
+    let changed = Deferred.makeUnsafe<void>()
+    const wake = () => {
+      const previous = changed
+      changed = Deferred.makeUnsafe<void>()
+      Deferred.doneUnsafe(previous, Effect.void)
+    }
+
+    const lookup = (queue: QueueName.QueueName): Effect.Effect<MemoryQueue, QueueNotFound> => {
+      const found = queues.get(queue)
+      return found === undefined
+        ? Effect.fail(new QueueNotFound({ queue, message: `Queue ${queue} does not exist` }))
+        : Effect.succeed(found)
+    }
+
+    const toMessage = (queue: QueueName.QueueName, entry: Entry): QueuedMessage => {
+      const id = String(entry.seq)
+      const receipt: Receipt = { provider, queue, messageId: id, token: { seq: entry.seq, claim: entry.claim } }
+      return {
+        queue,
+        id,
+        receipt,
+        payload: JSON.parse(entry.body) as Json,
+        headers: entry.headers,
+        receiveCount: entry.receiveCount,
+        enqueuedAt: new Date(entry.enqueuedAt),
+        visibleUntil: new Date(entry.visibleAt)
+      }
+    }
+
+    const ensureQueue = (queue: QueueName.QueueName) =>
+      Effect.sync(() => {
+        for (const name of [queue, QueueName.deadLetter(queue)]) {
+          if (!queues.has(name)) queues.set(name, new MemoryQueue())
+        }
+      })
+
+    const enqueue = (
+      target: MemoryQueue,
+      body: string,
+      headers: Headers,
+      now: number,
+      delayMs: number
+    ) => String(target.add(++seq, body, headers, now, now + delayMs).seq)
+
+    const sendBatch: Messaging["Service"]["sendBatch"] = (queue, payloads, sendOptions) =>
+      Effect.gen(function*() {
+        const target = yield* lookup(queue)
+        const bodies = yield* Effect.forEach(payloads, (payload) => Payload.encode(queue, payload, maxBytes))
+        const now = yield* Clock.currentTimeMillis
+        const delayMs = millis(sendOptions?.delay)
+        const ids = bodies.map((body) => enqueue(target, body, sendOptions?.headers ?? {}, now, delayMs))
+        wake()
+        return ids
+      })
+
+    const claimFrom = (queue: QueueName.QueueName, target: MemoryQueue, now: number, max: number, visibilityMs: number) => {
+      const claimed: Array<QueuedMessage> = []
+      while (claimed.length < max) {
+        const entry = target.claimNext(++claims, now, visibilityMs)
+        if (entry === undefined) break
+        claimed.push(toMessage(queue, entry))
+      }
+      return claimed
+    }
+
+    /** The entry a receipt still owns, or `StaleReceipt`. */
+    const owned = (receipt: Receipt) =>
+      Effect.gen(function*() {
+        if (receipt.provider !== provider || !isToken(receipt.token)) {
+          return yield* new ProviderError({
+            provider,
+            operation: "settle",
+            message: `Receipt from provider ${receipt.provider} cannot be settled by ${provider}`
+          })
+        }
+        const target = yield* lookup(receipt.queue)
+        const now = yield* Clock.currentTimeMillis
+        const entry = target.owned(receipt.token.seq, receipt.token.claim, now)
+        if (entry === undefined) {
+          return yield* new StaleReceipt({
+            queue: receipt.queue,
+            messageId: receipt.messageId,
+            message: `Delivery of message ${receipt.messageId} on ${receipt.queue} is no longer held: it was settled, or its visibility timeout passed`
+          })
+        }
+        return { target, entry, now }
+      })
+
+    const subscribe: Messaging["Service"]["subscribe"] = (names, subscribeOptions) => {
+      const visibilityMs = millis(subscribeOptions.visibilityTimeout)
+      const batch = subscribeOptions.prefetch ?? 64
+      const next = (targets: ReadonlyArray<readonly [QueueName.QueueName, MemoryQueue]>) =>
+        Effect.gen(function*() {
+          for (;;) {
+            const signal = changed
+            const now = yield* Clock.currentTimeMillis
+            const claimed = targets.flatMap(([queue, target]) => claimFrom(queue, target, now, batch, visibilityMs))
+            if (claimed.length > 0) return claimed.map((message) => Message({ message }))
+            const due = targets.reduce<number | undefined>((soonest, [, target]) => {
+              const at = target.nextVisibleAt(now)
+              return at === undefined || (soonest !== undefined && soonest <= at) ? soonest : at
+            }, undefined)
+            yield* due === undefined
+              ? Deferred.await(signal)
+              : Effect.raceFirst(Deferred.await(signal), Effect.sleep(due - now))
+          }
+        })
+      return Stream.unwrap(
+        Effect.map(
+          Effect.forEach(names, (queue) => Effect.map(lookup(queue), (target) => [queue, target] as const)),
+          (targets) => Stream.fromEffectRepeat(next(targets)).pipe(Stream.flattenIterable)
+        )
+      )
+    }
+
+    const service: Messaging["Service"] = {
+      provider,
+      capabilities,
+      ensureQueue,
+      deleteQueue: (queue) =>
+        Effect.sync(() => {
+          queues.delete(queue)
+          queues.delete(QueueName.deadLetter(queue))
+        }),
+      queueExists: (queue) => Effect.sync(() => queues.has(queue)),
+      listQueues: Effect.sync(() => [...queues.keys()]),
+      purgeQueue: (queue) => Effect.map(lookup(queue), (target) => target.purge()),
+      send: (queue, payload, sendOptions) =>
+        Effect.map(sendBatch(queue, [payload], sendOptions), (ids) => ids[0]!),
+      sendBatch,
+      receive: (queue, receiveOptions) =>
+        Effect.gen(function*() {
+          const target = yield* lookup(queue)
+          const now = yield* Clock.currentTimeMillis
+          return claimFrom(queue, target, now, receiveOptions.max ?? 1, millis(receiveOptions.visibilityTimeout))
+        }),
+      fetch: (queue, id, fetchOptions) =>
+        Effect.gen(function*() {
+          const target = yield* lookup(queue)
+          const now = yield* Clock.currentTimeMillis
+          const entry = target.claimById(Number(id), ++claims, now, millis(fetchOptions.visibilityTimeout))
+          return entry === undefined ? Option.none() : Option.some(toMessage(queue, entry))
+        }),
+      ack: (receipt) => Effect.map(owned(receipt), ({ entry, target }) => target.remove(entry.seq)),
+      nack: (receipt, nackOptions) =>
+        Effect.gen(function*() {
+          const { entry, now, target } = yield* owned(receipt)
+          if (nackOptions?.requeue === false) {
+            target.remove(entry.seq)
+            const dlq = QueueName.deadLetter(receipt.queue)
+            yield* ensureQueue(receipt.queue)
+            enqueue(queues.get(dlq)!, entry.body, entry.headers, now, 0)
+          } else {
+            target.release(entry, now, now + millis(nackOptions?.delay))
+          }
+          wake()
+        }),
+      extendVisibility: (receipt, duration) =>
+        Effect.map(owned(receipt), ({ entry, now, target }) => target.extend(entry, now, now + millis(duration))),
+      stats: (queue) =>
+        Effect.gen(function*() {
+          const target = yield* lookup(queue)
+          const now = yield* Clock.currentTimeMillis
+          let visible = 0
+          let inFlight = 0
+          let oldest: number | undefined
+          for (const entry of target.entries.values()) {
+            if (entry.visibleAt <= now) visible++
+            else if (entry.claim !== 0) inFlight++
+            oldest = oldest === undefined ? entry.enqueuedAt : Math.min(oldest, entry.enqueuedAt)
+          }
+          const depth = target.entries.size
+          const deadLettered = queues.get(QueueName.deadLetter(queue))?.entries.size ?? 0
+          return {
+            queue,
+            depth,
+            visible,
+            inFlight,
+            delayed: depth - visible - inFlight,
+            deadLettered,
+            ...(oldest === undefined ? {} : { oldestAgeMs: now - oldest })
+          }
+        }),
+      healthCheck: Effect.succeed({ provider, healthy: true, latencyMs: 0, push: "Connected" }),
+      subscribe,
+      pushHealth: Stream.make(PushHealth.Connected())
+    }
+    return instrument(service)
+  })
+
+export const layer = (options: Options = {}): Layer.Layer<Messaging> => Layer.effect(Messaging, make(options))

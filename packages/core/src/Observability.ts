@@ -1,0 +1,91 @@
+/**
+ * Spans and metrics shared by every provider (OpenTelemetry messaging
+ * conventions), so each provider is instrumented once, the same way:
+ * providers build their raw service and pass it through `instrument`.
+ */
+import { Effect, Metric, Stream } from "effect"
+import type { Messaging } from "./Messaging.ts"
+import type { QueueName } from "./QueueName.ts"
+
+export const messagesSent = Metric.counter("messaging.messages.sent", {
+  description: "Messages accepted by the provider",
+  incremental: true
+})
+/** Attribute `path`: `push` (delivered by subscription) or `poll` (claimed by receive/fetch). */
+export const messagesReceived = Metric.counter("messaging.messages.received", {
+  description: "Messages handed to consumers",
+  incremental: true
+})
+export const messagesAcked = Metric.counter("messaging.messages.acked", { incremental: true })
+export const messagesNacked = Metric.counter("messaging.messages.nacked", { incremental: true })
+export const messagesDeadLettered = Metric.counter("messaging.messages.dead_lettered", { incremental: true })
+export const deliveryLatency = Metric.histogram("messaging.delivery.latency", {
+  description: "Enqueue to handler start, milliseconds",
+  boundaries: Metric.exponentialBoundaries({ start: 0.25, factor: 2, count: 16 })
+})
+export const handlerDuration = Metric.histogram("messaging.handler.duration", {
+  description: "Handler run time, milliseconds",
+  boundaries: Metric.exponentialBoundaries({ start: 0.25, factor: 2, count: 16 })
+})
+export const queueDepth = Metric.gauge("messaging.queue.depth")
+
+export const receivedOn = (path: "push" | "poll") => Metric.withAttributes(messagesReceived, { path })
+
+const attributes = (system: string, operation: string, queue?: QueueName) => ({
+  "messaging.system": system,
+  "messaging.operation": operation,
+  ...(queue === undefined ? {} : { "messaging.destination.name": queue })
+})
+
+const span = (system: string, operation: string, queue?: QueueName) =>
+  Effect.withSpan(`messaging.${operation}`, { attributes: attributes(system, operation, queue) })
+
+/** Wraps every operation of a provider's service in a span and counts what moved. */
+export const instrument = (service: Messaging["Service"]): Messaging["Service"] => {
+  const system = service.provider
+  return {
+    ...service,
+    ensureQueue: (queue, options) => service.ensureQueue(queue, options).pipe(span(system, "create", queue)),
+    deleteQueue: (queue) => service.deleteQueue(queue).pipe(span(system, "delete_queue", queue)),
+    queueExists: (queue) => service.queueExists(queue).pipe(span(system, "queue_exists", queue)),
+    listQueues: service.listQueues.pipe(span(system, "list_queues")),
+    purgeQueue: (queue) => service.purgeQueue(queue).pipe(span(system, "purge", queue)),
+    send: (queue, payload, options) =>
+      service.send(queue, payload, options).pipe(Effect.tap(() => Metric.update(messagesSent, 1)), span(system, "send", queue)),
+    sendBatch: (queue, payloads, options) =>
+      service.sendBatch(queue, payloads, options).pipe(
+        Effect.tap((ids) => Metric.update(messagesSent, ids.length)),
+        span(system, "send", queue)
+      ),
+    receive: (queue, options) =>
+      service.receive(queue, options).pipe(
+        Effect.tap((messages) => Metric.update(receivedOn("poll"), messages.length)),
+        span(system, "receive", queue)
+      ),
+    fetch: (queue, id, options) =>
+      service.fetch(queue, id, options).pipe(
+        Effect.tap((message) => message._tag === "Some" ? Metric.update(receivedOn("poll"), 1) : Effect.void),
+        span(system, "receive", queue)
+      ),
+    ack: (receipt) =>
+      service.ack(receipt).pipe(Effect.tap(() => Metric.update(messagesAcked, 1)), span(system, "ack", receipt.queue)),
+    nack: (receipt, options) =>
+      service.nack(receipt, options).pipe(
+        Effect.tap(() => Metric.update(options?.requeue === false ? messagesDeadLettered : messagesNacked, 1)),
+        span(system, "nack", receipt.queue)
+      ),
+    extendVisibility: (receipt, duration) =>
+      service.extendVisibility(receipt, duration).pipe(span(system, "extend_visibility", receipt.queue)),
+    stats: (queue) =>
+      service.stats(queue).pipe(
+        Effect.tap((stats) => Metric.update(Metric.withAttributes(queueDepth, { queue }), stats.depth)),
+        span(system, "stats", queue)
+      ),
+    subscribe: (queues, options) =>
+      service.subscribe(queues, options).pipe(
+        Stream.tap((notification) =>
+          notification._tag === "Message" ? Metric.update(receivedOn("push"), 1) : Effect.void
+        )
+      )
+  }
+}
