@@ -1,0 +1,1 @@
+export * as Backend from "./Backend.ts"
