@@ -1,0 +1,46 @@
+/**
+ * The conformance suite: the single statement of provider semantics (DESIGN
+ * §8). A provider package calls `suite` once with its layer; every test
+ * creates its own queues, so suites can run in parallel and re-run.
+ */
+import type { Messaging } from "@conveyor/core"
+import { layer, type Vitest } from "@effect/vitest"
+import type { Layer } from "effect"
+import { basics } from "./cases/basics.ts"
+import { consumer } from "./cases/consumer.ts"
+import { push } from "./cases/push.ts"
+import { visibility } from "./cases/visibility.ts"
+import * as Harness from "./Harness.ts"
+
+export interface Options {
+  /** Shown in the vitest output: `conformance: <name>`. */
+  readonly name: string
+  readonly layer: Layer.Layer<Messaging.Messaging, unknown>
+  /** `virtual` drives time with TestClock (in-memory); servers need `live`. */
+  readonly clock: Harness.ClockMode
+  /** Whether a single consumer sees each queue's messages in send order (default true). */
+  readonly fifo?: boolean
+}
+
+export type Tester = Vitest.MethodsNonLive<Messaging.Messaging>
+
+export interface Context {
+  readonly it: Tester
+  readonly h: Harness.Harness
+  readonly options: Options
+}
+
+export const suite = (options: Options): void => {
+  const h = Harness.make(options.clock)
+  layer(options.layer, {
+    timeout: "30 seconds",
+    excludeTestServices: options.clock === "live",
+    concurrent: options.clock === "live"
+  })(`conformance: ${options.name}`, (it) => {
+    const context: Context = { it, h, options }
+    basics(context)
+    visibility(context)
+    push(context)
+    consumer(context)
+  })
+}

@@ -1,0 +1,99 @@
+import { Consumer, Messaging, type Message } from "@conveyor/core"
+import { assert } from "@effect/vitest"
+import { Duration, Effect, Fiber, Layer, Option, Stream } from "effect"
+import type { Context } from "../Conformance.ts"
+import { freshQueue } from "../Harness.ts"
+
+const long = { max: 10, visibilityTimeout: "30 seconds" } as const
+
+export const push = ({ h, it }: Context) => {
+  it.effect("subscribe announces or delivers every message sent", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      if (m.capabilities.push === "none") return
+      const q = yield* freshQueue
+      const seen = new Set<string>()
+      const fiber = yield* m.subscribe([q], { visibilityTimeout: "30 seconds" }).pipe(
+        Stream.runForEach((notification) =>
+          notification._tag === "Message"
+            ? Effect.andThen(Effect.sync(() => seen.add(notification.message.id)), m.ack(notification.message.receipt))
+            : Effect.sync(() => Option.map(notification.messageId, (id) => seen.add(id)))
+        ),
+        Effect.forkChild
+      )
+      yield* Effect.yieldNow
+      // A subscription may need a moment to start listening; messages sent before that are the poll's job.
+      yield* h.advance("200 millis")
+      const ids = yield* m.sendBatch(q, ["a", "b", "c"])
+      yield* h.eventually("every message is pushed", Effect.sync(() => ids.every((id) => seen.has(id))), "3 seconds")
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("interrupting a subscription releases it: later messages stay for others", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      if (m.capabilities.push === "none") return
+      const q = yield* freshQueue
+      let pushed = 0
+      const fiber = yield* m.subscribe([q], { visibilityTimeout: "30 seconds" }).pipe(
+        Stream.runForEach((notification) =>
+          notification._tag === "Message"
+            ? Effect.andThen(Effect.sync(() => pushed++), m.ack(notification.message.receipt))
+            : Effect.sync(() => pushed++)
+        ),
+        Effect.forkChild
+      )
+      yield* Effect.yieldNow
+      yield* h.advance("200 millis")
+      yield* m.send(q, "first")
+      yield* h.eventually("the first message is pushed", Effect.sync(() => pushed === 1), "3 seconds")
+      yield* Fiber.interrupt(fiber)
+      const id = yield* m.send(q, "second")
+      yield* h.advance("200 millis")
+      const [message] = yield* m.receive(q, long)
+      assert.strictEqual(message?.id, id, "no ghost subscriber claimed the second message")
+      assert.strictEqual(pushed, 1)
+    }))
+
+  it.effect("a delayed message reaches a hybrid consumer when due, not before", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const got: Array<Message.QueuedMessage> = []
+      const fiber = yield* Consumer.stream([q], { mode: "Hybrid", visibilityTimeout: "30 seconds" }).pipe(
+        Stream.runForEach((message) => Effect.andThen(Effect.sync(() => got.push(message)), m.ack(message.receipt))),
+        Effect.forkChild
+      )
+      yield* Effect.yieldNow
+      yield* m.send(q, "later", { delay: "2 seconds" })
+      yield* h.advance("1500 millis")
+      assert.strictEqual(got.length, 0, "not delivered before it is due")
+      const fallback = Duration.toMillis(m.capabilities.fallbackPollingInterval)
+      yield* h.eventually("delivered once due", Effect.sync(() => got.length === 1), Duration.millis(1000 + fallback))
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("push loss is recovered by the fallback poll within one poll period", () =>
+    Effect.gen(function*() {
+      const real = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const fallback = Duration.seconds(1)
+      // The provider's push goes silent; Hybrid must still deliver through its poll.
+      const deaf = Layer.succeed(Messaging.Messaging, {
+        ...real,
+        capabilities: { ...real.capabilities, push: "signal", requiresFallbackPolling: true, fallbackPollingInterval: fallback },
+        subscribe: () => Stream.never
+      })
+      const got: Array<string> = []
+      const fiber = yield* Consumer.stream([q], { mode: "Hybrid", visibilityTimeout: "30 seconds" }).pipe(
+        Stream.runForEach((message) => Effect.andThen(Effect.sync(() => got.push(message.id)), real.ack(message.receipt))),
+        Effect.provide(deaf),
+        Effect.forkChild
+      )
+      yield* Effect.yieldNow
+      yield* h.advance("100 millis")
+      const id = yield* real.send(q, "missed by push")
+      yield* h.eventually("delivered by poll", Effect.sync(() => got.includes(id)), "1200 millis")
+      yield* Fiber.interrupt(fiber)
+    }))
+}

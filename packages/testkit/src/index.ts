@@ -1,0 +1,2 @@
+export * as Conformance from "./Conformance.ts"
+export * as Harness from "./Harness.ts"
