@@ -74,10 +74,7 @@ const deliveries = (
 
     const fromNotification = (notification: MessageNotification) =>
       Effect.gen(function*(): Effect.fn.Return<ReadonlyArray<Signal>> {
-        if (notification._tag === "Message") {
-          onClaimed([notification.message])
-          return [{ _tag: "Deliver", message: notification.message }]
-        }
+        if (notification._tag === "Message") return [{ _tag: "Deliver", message: notification.message }]
         const claim: Signal = { _tag: "Claim", queue: notification.queue, id: notification.messageId }
         const now = yield* Clock.currentTimeMillis
         const waitMs = Option.match(notification.visibleAt, { onNone: () => 0, onSome: (at) => at.getTime() - now })
@@ -110,6 +107,11 @@ const deliveries = (
     const push = mode === "PollingOnly"
       ? Stream.empty
       : messaging.subscribe(queues, { visibilityTimeout, prefetch: batchSize }).pipe(
+        // Whole chunks at once, so that no delivery waits unregistered inside the pipeline.
+        Stream.mapArray((notifications) => {
+          onClaimed(notifications.flatMap((n) => n._tag === "Message" ? [n.message] : []))
+          return notifications
+        }),
         Stream.mapEffect(fromNotification),
         Stream.flattenIterable
       )

@@ -3,7 +3,7 @@
  * receiveCount, dead-lettering, push of full messages, stale receipts) in
  * one process, on Effect's Clock so tests drive it with TestClock.
  */
-import { Clock, Deferred, Duration, Effect, Layer, Option, Stream } from "effect"
+import { Array as Arr, Clock, Deferred, Duration, Effect, Layer, Option, Stream } from "effect"
 import { MemoryQueue, type Entry } from "./internal/memoryQueue.ts"
 import type { Headers, Json, QueuedMessage, Receipt } from "./Message.ts"
 import { Message, PushHealth } from "./MessageNotification.ts"
@@ -135,16 +135,41 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
         return { target, entry, now }
       })
 
+    // Like an AMQP channel closing, the end of a subscription returns the deliveries it still holds.
+    const releaseHeld = (held: ReadonlyArray<QueuedMessage>) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        for (const message of held) {
+          const token = message.receipt.token as Token
+          const target = queues.get(message.queue)
+          const entry = target?.owned(token.seq, token.claim, now)
+          if (entry !== undefined) target!.release(entry, now, now)
+        }
+        wake()
+      })
+
+    /** Drops from `held` the deliveries already acked, nacked or expired. */
+    const forgetSettled = (held: Array<QueuedMessage>, now: number) => {
+      const kept = held.filter((message) => {
+        const token = message.receipt.token as Token
+        return queues.get(message.queue)?.owned(token.seq, token.claim, now) !== undefined
+      })
+      held.splice(0, held.length, ...kept)
+    }
+
     const subscribe: Messaging["Service"]["subscribe"] = (names, subscribeOptions) => {
       const visibilityMs = millis(subscribeOptions.visibilityTimeout)
       const batch = subscribeOptions.prefetch ?? 64
-      const next = (targets: ReadonlyArray<readonly [QueueName.QueueName, MemoryQueue]>) =>
+      const next = (targets: ReadonlyArray<readonly [QueueName.QueueName, MemoryQueue]>, held: Array<QueuedMessage>) =>
         Effect.gen(function*() {
           for (;;) {
             const signal = changed
             const now = yield* Clock.currentTimeMillis
             const claimed = targets.flatMap(([queue, target]) => claimFrom(queue, target, now, batch, visibilityMs))
-            if (claimed.length > 0) return claimed.map((message) => Message({ message }))
+            if (Arr.isArrayNonEmpty(claimed)) {
+              if (held.length >= 4 * batch) forgetSettled(held, now)
+              held.push(...claimed)
+              return Arr.map(claimed, (message) => Message({ message }))
+            }
             const due = targets.reduce<number | undefined>((soonest, [, target]) => {
               const at = target.nextVisibleAt(now)
               return at === undefined || (soonest !== undefined && soonest <= at) ? soonest : at
@@ -155,10 +180,12 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
           }
         })
       return Stream.unwrap(
-        Effect.map(
-          Effect.forEach(names, (queue) => Effect.map(lookup(queue), (target) => [queue, target] as const)),
-          (targets) => Stream.fromEffectRepeat(next(targets)).pipe(Stream.flattenIterable)
-        )
+        Effect.gen(function*() {
+          const targets = yield* Effect.forEach(names, (queue) => Effect.map(lookup(queue), (target) => [queue, target] as const))
+          const held: Array<QueuedMessage> = []
+          yield* Effect.addFinalizer(() => releaseHeld(held))
+          return Stream.fromEffectRepeat(next(targets, held)).pipe(Stream.flattenArray)
+        })
       )
     }
 

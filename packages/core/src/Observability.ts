@@ -83,8 +83,11 @@ export const instrument = (service: Messaging["Service"]): Messaging["Service"] 
       ),
     subscribe: (queues, options) =>
       service.subscribe(queues, options).pipe(
-        Stream.tap((notification) =>
-          notification._tag === "Message" ? Metric.update(receivedOn("push"), 1) : Effect.void
+        Stream.mapArrayEffect((notifications) =>
+          Effect.as(
+            Metric.update(receivedOn("push"), notifications.filter((n) => n._tag === "Message").length),
+            notifications
+          )
         )
       )
   }

@@ -17,8 +17,7 @@ export const consumer = ({ h, it }: Context) => {
             Effect.sync(() => {
               const key = String(message.payload)
               handled.set(key, (handled.get(key) ?? 0) + 1)
-            }), { concurrency: 4, batchSize: 8, visibilityTimeout: "30 seconds" }).pipe(Effect.forkChild),
-        { concurrency: "unbounded" }
+            }), { concurrency: 4, batchSize: 8, visibilityTimeout: "30 seconds" }).pipe(Effect.forkChild)
       )
       yield* Effect.yieldNow
       const publishers = 8
