@@ -1,0 +1,7 @@
+export * as Pgmq from "./Pgmq.ts"
+export * as PgmqEvent from "./PgmqEvent.ts"
+export * as PgmqInstaller from "./PgmqInstaller.ts"
+export * as PgmqListener from "./PgmqListener.ts"
+export * as PgmqNotify from "./PgmqNotify.ts"
+export * as PgmqNotifyConfig from "./PgmqNotifyConfig.ts"
+export * as PgmqSchema from "./PgmqSchema.ts"

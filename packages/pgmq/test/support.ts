@@ -1,0 +1,97 @@
+/**
+ * Shared test plumbing: the database URL (DATABASE_URL overrides the local
+ * default), throw-away databases for tests that install their own
+ * configuration, unique queue names, and a TCP proxy to cut connections.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { QueueName } from "@conveyor/core"
+import { Effect, Layer, Redacted, Schedule } from "effect"
+import * as Net from "node:net"
+import { Pgmq } from "@conveyor/pgmq"
+
+export const baseUrl = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+
+export const urlFor = (database: string) => {
+  const url = new URL(baseUrl)
+  url.pathname = `/${database}`
+  return url.toString()
+}
+
+const tag = () => Math.random().toString(36).slice(2, 10).padEnd(8, "0")
+
+export const uniqueQueue = (prefix = "pt") => QueueName.makeUnsafe(`${prefix}_${tag()}`)
+
+/** A quick schedule so tests do not wait for the production one. */
+export const fastReconnect = Schedule.spaced("100 millis").pipe(Schedule.upTo({ times: 50 }))
+
+export const adminLayer = PgClient.layer({ url: Redacted.make(baseUrl), maxConnections: 2 })
+
+/** A fresh, empty database for the scope of a test; dropped afterwards. */
+export const freshDatabase = Effect.acquireRelease(
+  Effect.gen(function*() {
+    const sql = yield* PgClient.PgClient
+    const name = `conveyor_pgmq_${tag()}`
+    yield* sql.unsafe(`CREATE DATABASE ${name}`).unprepared
+    return name
+  }).pipe(Effect.provide(adminLayer), Effect.orDie),
+  (name) =>
+    Effect.gen(function*() {
+      const sql = yield* PgClient.PgClient
+      yield* sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).unprepared
+    }).pipe(Effect.provide(adminLayer), Effect.orDie)
+)
+
+/** A PgClient on database `name`, for the scope of a test. */
+export const clientOn = (name: string) =>
+  Layer.build(PgClient.layer({ url: Redacted.make(urlFor(name)), maxConnections: 4 })).pipe(
+    Effect.map((context) => context),
+    Effect.orDie
+  )
+
+export const testLayer = (options: Partial<Pgmq.Options> = {}) =>
+  Pgmq.layer({ url: Redacted.make(baseUrl), reconnect: fastReconnect, fallbackPollingInterval: "1 second", ...options })
+
+/** A TCP proxy to PostgreSQL that tests can stop (refusing and cutting connections) and start again. */
+export const makeProxy = (target = new URL(baseUrl)) => {
+  const sockets = new Set<Net.Socket>()
+  let server: Net.Server | undefined
+  let port = 0
+  const start = () =>
+    new Promise<number>((resolve, reject) => {
+      const s = Net.createServer((client) => {
+        const upstream = Net.connect(Number(target.port || 5432), target.hostname)
+        sockets.add(client).add(upstream)
+        const drop = () => {
+          client.destroy()
+          upstream.destroy()
+          sockets.delete(client)
+          sockets.delete(upstream)
+        }
+        client.on("error", drop).on("close", drop)
+        upstream.on("error", drop).on("close", drop)
+        client.pipe(upstream).pipe(client)
+      })
+      s.on("error", reject)
+      s.listen(port, "127.0.0.1", () => {
+        server = s
+        port = (s.address() as Net.AddressInfo).port
+        resolve(port)
+      })
+    })
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy()
+      sockets.clear()
+      if (server === undefined) return resolve()
+      server.close(() => resolve())
+      server = undefined
+    })
+  return {
+    start: Effect.promise(start),
+    stop: Effect.promise(stop),
+    url: (database = new URL(baseUrl).pathname.slice(1)) => `postgres://${target.username}@127.0.0.1:${port}/${database}`,
+    get port() {
+      return port
+    }
+  }
+}
