@@ -1,0 +1,417 @@
+/**
+ * The RabbitMQ provider of `Messaging`, on amqplib. One connection per layer
+ * (acquired in the layer's scope, closed with it) carrying a confirm channel
+ * for publishing, one channel per subscription, one per queue for basic.get,
+ * and one for management. Semantics that AMQP lacks are built here and
+ * documented where they live: the visibility timeout (internal/Deliveries),
+ * receiveCount (internal/Codec), delays and dead-lettering (Topology),
+ * recovery (internal/Connection, internal/Subscription).
+ *
+ * Not available over AMQP 0-9-1, and therefore approximated:
+ * - `fetch` by id: `Unsupported` (capabilities.fetchById is false);
+ * - `listQueues`: the queues this layer ensured that still exist (AMQP has no
+ *   listing; the management plugin's HTTP API would be another dependency);
+ * - `stats.inFlight`: the deliveries this layer holds unacked; `delayed`: the
+ *   messages in the delay queues this layer declared.
+ */
+import { Config, Duration, Effect, Layer, Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import {
+  Message,
+  Messaging,
+  MessagingError,
+  Payload,
+  QueueName
+} from "@conveyor/core"
+import * as Channel from "./internal/Channel.ts"
+import * as Codec from "./internal/Codec.ts"
+import * as Connection from "./internal/Connection.ts"
+import * as Deliveries from "./internal/Deliveries.ts"
+import { fromAmqp, provider, queueNotFound } from "./internal/errors.ts"
+import * as Management from "./internal/Management.ts"
+import * as Publisher from "./internal/Publisher.ts"
+import * as Subscription from "./internal/Subscription.ts"
+import * as Topology from "./Topology.ts"
+
+export interface RabbitMqOptions {
+  /** `amqp://user:password@host:port/vhost`; the password never appears in errors or logs. */
+  readonly url: Redacted.Redacted<string>
+  /** Kind of the queues `ensureQueue` declares unless it is told otherwise (default `classic`). */
+  readonly queueKind?: Topology.QueueKind | undefined
+  /** Largest encoded payload accepted by `send` (default `Payload.defaultMaxBytes`, 1 MiB). */
+  readonly maxPayloadBytes?: number | undefined
+  /** AMQP heartbeat interval (default 10 seconds): a silent broker is detected within about twice this. */
+  readonly heartbeat?: Duration.Input | undefined
+  /**
+   * Delays between connection attempts, at start and after a loss (default:
+   * exponential from 100 ms, jittered, each delay at most 5 s, 10 retries).
+   * When it ends the attempt fails with `ConnectionError`.
+   */
+  readonly reconnect?: Schedule.Schedule<unknown, unknown> | undefined
+  /** Prefetch of a subscription that does not state its own (default 32, per queue). */
+  readonly prefetch?: number | undefined
+  /** Shown by the broker (`connection_name`), e.g. in `rabbitmqctl list_connections`. */
+  readonly connectionName?: string | undefined
+}
+
+export const defaultReconnect: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
+  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5)))),
+  Schedule.jittered,
+  Schedule.upTo({ times: 10 })
+)
+
+const defaultHeartbeat = Duration.seconds(10)
+const defaultPrefetch = 32
+/** A delay queue is redeclared when its last declaration is older than this (see Topology). */
+const delayRedeclareMs = 60_000
+/** Connection attempts the `send`-like operations make through a reconnect. */
+const connectionRetries = 3
+
+export const capabilities: Messaging.Capabilities = {
+  push: "message",
+  requiresFallbackPolling: false,
+  fallbackPollingInterval: Duration.seconds(30),
+  fetchById: false,
+  delayedDelivery: true,
+  deadLetter: true
+}
+
+const attributes = (operation: string, queue?: string) => ({
+  "messaging.system": "rabbitmq",
+  "messaging.operation": operation,
+  ...(queue === undefined ? {} : { "messaging.destination.name": queue })
+})
+
+const retryConnection = <A>(
+  effect: Effect.Effect<A, MessagingError.MessagingError>
+): Effect.Effect<A, MessagingError.MessagingError> =>
+  Effect.retry(effect, { while: (error) => error._tag === "ConnectionError", times: connectionRetries })
+
+export const make = (
+  options: RabbitMqOptions
+): Effect.Effect<Messaging.Messaging["Service"], MessagingError.ConnectionError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const defaultKind = options.queueKind ?? "classic"
+    const maxBytes = options.maxPayloadBytes ?? Payload.defaultMaxBytes
+    const reconnect = options.reconnect ?? defaultReconnect
+
+    /** Queues ensured through this layer, redeclared after every reconnect. */
+    const ensured = new Map<QueueName.QueueName, Topology.QueueKind>()
+    /** Delay queues in use per queue, with when each was last declared. */
+    const delayQueues = new Map<QueueName.QueueName, Map<string, number>>()
+
+    const connection = yield* Connection.make(
+      {
+        url: options.url,
+        heartbeat: Duration.fromInputUnsafe(options.heartbeat ?? defaultHeartbeat),
+        connectionName: options.connectionName ?? `conveyor-${process.pid}`,
+        reconnect
+      },
+      (link) =>
+        Management.onLink(link, async (ch) => {
+          for (const [queue, kind] of ensured) await Management.declareQueue(ch, queue, kind)
+        }).pipe(
+          Effect.catch((error) => Effect.logWarning(`Redeclaring topology after a reconnect failed: ${error.message}`))
+        )
+    )
+    const publisher = Publisher.make(connection)
+    const management = Management.make(connection)
+
+    const copyOf = (delivery: Deliveries.Delivery, routingKey: string): Publisher.Outgoing => ({
+      queue: delivery.queue,
+      routingKey,
+      body: delivery.message.content,
+      options: Codec.publishOptions(
+        delivery.messageId,
+        Codec.userHeaders(delivery.message),
+        Codec.sentAt(delivery.message),
+        delivery.receiveCount
+      )
+    })
+
+    const deliveries = yield* Deliveries.make((delivery) => publisher.publish([copyOf(delivery, delivery.queue)]))
+
+    /** One basic.get channel per queue: a 404 on one queue leaves the others' claims alone. */
+    const pullers = new Map<QueueName.QueueName, ReturnType<typeof Channel.reopening>>()
+    const pullerOf = (queue: QueueName.QueueName) => {
+      let puller = pullers.get(queue)
+      if (puller === undefined) {
+        puller = Channel.reopening(connection, (link) => Channel.open(link, Channel.plain, deliveries.forgetChannel))
+        pullers.set(queue, puller)
+      }
+      return puller
+    }
+    yield* Effect.addFinalizer(() => Effect.forEach(pullers.values(), (puller) => puller.close, { discard: true }))
+
+    /** The routing key for a message due after `delay`: the queue, or its delay queue, declared when needed. */
+    const routeFor = (queue: QueueName.QueueName, delay: Duration.Input | undefined) =>
+      Effect.gen(function*() {
+        const ms = delay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(delay))
+        if (ms <= 0) return queue as string
+        const delayMs = Topology.quantizeDelay(ms)
+        const name = Topology.delayQueue(queue, delayMs)
+        const known = delayQueues.get(queue) ?? new Map<string, number>()
+        const declaredAt = known.get(name)
+        if (declaredAt !== undefined && Date.now() - declaredAt < delayRedeclareMs) return name
+        // A delay queue for a missing queue would dead-letter into nothing.
+        if ((yield* management.check(queue)) === undefined) return yield* Effect.fail(queueNotFound(queue))
+        yield* management.run("queue.declare", name, (ch) =>
+          ch.assertQueue(name, { durable: true, arguments: Topology.delayQueueArguments(queue, delayMs) }))
+        known.set(name, Date.now())
+        delayQueues.set(queue, known)
+        return name
+      })
+
+    const knownDelayQueues = (queue: QueueName.QueueName) => [...(delayQueues.get(queue)?.keys() ?? [])]
+
+    const outgoing = (
+      queue: QueueName.QueueName,
+      routingKey: string,
+      text: string,
+      headers: Message.Headers
+    ): Publisher.Outgoing => ({
+      queue,
+      routingKey,
+      body: Buffer.from(text, "utf8"),
+      options: Codec.publishOptions(crypto.randomUUID(), headers, Date.now(), 0)
+    })
+
+    const ensureQueue = Effect.fn("RabbitMq.ensureQueue")(function*(name: QueueName.QueueName, opts?: Messaging.QueueOptions) {
+      const queue = yield* QueueName.make(name)
+      yield* Effect.annotateCurrentSpan(attributes("create", queue))
+      const kind = opts?.kind ?? defaultKind
+      yield* management.run("queue.declare", queue, (ch) => Management.declareQueue(ch, queue, kind))
+      ensured.set(queue, kind)
+    })
+
+    const deleteQueue = Effect.fn("RabbitMq.deleteQueue")(function*(name: QueueName.QueueName) {
+      const queue = yield* QueueName.make(name)
+      yield* Effect.annotateCurrentSpan(attributes("delete", queue))
+      const delays = knownDelayQueues(queue)
+      yield* management.run("queue.delete", queue, async (ch) => {
+        await ch.deleteQueue(queue)
+        for (const name of delays) await ch.deleteQueue(name)
+        await ch.deleteQueue(Topology.deadLetterQueue(queue))
+        await ch.deleteExchange(Topology.deadLetterExchange(queue))
+      })
+      ensured.delete(queue)
+      delayQueues.delete(queue)
+      deliveries.forgetQueue(queue)
+      const puller = pullers.get(queue)
+      pullers.delete(queue)
+      if (puller !== undefined) yield* puller.close
+    })
+
+    const queueExists = Effect.fn("RabbitMq.queueExists")(function*(name: QueueName.QueueName) {
+      const queue = yield* QueueName.make(name)
+      yield* Effect.annotateCurrentSpan(attributes("check", queue))
+      return (yield* management.check(queue)) !== undefined
+    })
+
+    const listQueues = Effect.gen(function*() {
+      const found: Array<QueueName.QueueName> = []
+      for (const queue of [...ensured.keys()]) {
+        if ((yield* management.check(queue)) !== undefined) found.push(queue)
+        else ensured.delete(queue)
+      }
+      return found.sort()
+    }).pipe(Effect.withSpan("RabbitMq.listQueues", { attributes: attributes("list") }))
+
+    const purgeQueue = Effect.fn("RabbitMq.purgeQueue")(function*(name: QueueName.QueueName) {
+      const queue = yield* QueueName.make(name)
+      yield* Effect.annotateCurrentSpan(attributes("purge", queue))
+      const delays = knownDelayQueues(queue)
+      let removed = (yield* management.run("queue.purge", queue, (ch) => ch.purgeQueue(queue))).messageCount
+      for (const delayQueue of delays) {
+        if ((yield* management.check(delayQueue)) === undefined) continue
+        removed += (yield* management.run("queue.purge", delayQueue, (ch) => ch.purgeQueue(delayQueue))).messageCount
+      }
+      return removed
+    })
+
+    const send = Effect.fn("RabbitMq.send")(function*(
+      name: QueueName.QueueName,
+      payload: Message.Json,
+      opts?: Messaging.SendOptions
+    ) {
+      const queue = yield* QueueName.make(name)
+      yield* Effect.annotateCurrentSpan(attributes("send", queue))
+      const text = yield* Payload.encode(queue, payload, maxBytes)
+      const routingKey = yield* routeFor(queue, opts?.delay)
+      const message = outgoing(queue, routingKey, text, opts?.headers ?? {})
+      yield* retryConnection(publisher.publish([message]))
+      return message.options.messageId
+    })
+
+    const sendBatch = Effect.fn("RabbitMq.sendBatch")(function*(
+      name: QueueName.QueueName,
+      payloads: ReadonlyArray<Message.Json>,
+      opts?: Messaging.SendOptions
+    ) {
+      const queue = yield* QueueName.make(name)
+      yield* Effect.annotateCurrentSpan(attributes("send", queue))
+      const texts = yield* Effect.forEach(payloads, (payload) => Payload.encode(queue, payload, maxBytes))
+      if (texts.length === 0) return []
+      const routingKey = yield* routeFor(queue, opts?.delay)
+      const messages = texts.map((text) => outgoing(queue, routingKey, text, opts?.headers ?? {}))
+      yield* retryConnection(publisher.publish(messages))
+      return messages.map((message) => message.options.messageId)
+    })
+
+    const receive = Effect.fn("RabbitMq.receive")(function*(name: QueueName.QueueName, opts: Messaging.ReceiveOptions) {
+      const queue = yield* QueueName.make(name)
+      yield* Effect.annotateCurrentSpan(attributes("receive", queue))
+      const visibilityMs = Duration.toMillis(Duration.fromInputUnsafe(opts.visibilityTimeout))
+      const max = Math.max(1, Math.floor(opts.max ?? 1))
+      const claimOnce = Effect.suspend(() => {
+        const claimed: Array<Message.QueuedMessage> = []
+        // One basic.get and its tracking happen together: an interruption never strands an untracked claim.
+        const claimOne = (channel: Channel.Channel) =>
+          Effect.tryPromise({ try: () => channel.raw.get(queue, { noAck: false }), catch: fromAmqp("basic.get", queue) })
+            .pipe(
+              Effect.flatMap((got) => {
+                if (got === false) return Effect.succeed(false)
+                const body = Codec.payload(got)
+                if (body === undefined) {
+                  channel.raw.nack(got, false, false)
+                  return Effect.as(Effect.logWarning(`Dead-lettered a non-JSON message from queue ${queue}`), true)
+                }
+                const { deadline, receipt } = deliveries.track(
+                  channel,
+                  queue,
+                  Codec.messageId(got),
+                  got,
+                  Codec.receiveCount(got),
+                  visibilityMs
+                )
+                claimed.push(Codec.toQueued(queue, got, body, receipt, deadline))
+                return Effect.succeed(true)
+              }),
+              Effect.uninterruptible
+            )
+        return Effect.gen(function*() {
+          const channel = yield* pullerOf(queue).get
+          while (claimed.length < max && (yield* claimOne(channel))) {}
+          return claimed as ReadonlyArray<Message.QueuedMessage>
+        }).pipe(
+          // Claims the caller will never see go straight back.
+          Effect.onInterrupt(() =>
+            Effect.forEach(claimed, (message) => Effect.ignore(deliveries.release(message.receipt)), { discard: true })
+          )
+        )
+      })
+      return yield* retryConnection(claimOnce)
+    })
+
+    const fetch = (_queue: QueueName.QueueName, _id: Message.MessageId, _opts: Messaging.FetchOptions) =>
+      Effect.fail(
+        new MessagingError.Unsupported({
+          operation: "fetch",
+          provider,
+          message: "RabbitMQ cannot claim a message by id; use receive or subscribe"
+        })
+      )
+
+    const ack = Effect.fn("RabbitMq.ack")(function*(receipt: Message.Receipt) {
+      yield* Effect.annotateCurrentSpan(attributes("ack", receipt.queue))
+      yield* deliveries.ack(receipt)
+    })
+
+    const nack = Effect.fn("RabbitMq.nack")(function*(receipt: Message.Receipt, opts?: Messaging.NackOptions) {
+      yield* Effect.annotateCurrentSpan(attributes("nack", receipt.queue))
+      if (opts?.requeue === false) return yield* deliveries.deadLetter(receipt)
+      const delivery = yield* deliveries.take(receipt)
+      const routingKey = yield* routeFor(delivery.queue, opts?.delay).pipe(
+        Effect.tapError(() =>
+          Effect.sync(() => {
+            // Could not route the copy: give the original back to the broker as it is.
+            if (delivery.channel.open) delivery.channel.raw.nack(delivery.message, false, true)
+          })
+        )
+      )
+      yield* deliveries.replace(delivery, publisher.publish([copyOf(delivery, routingKey)]))
+    })
+
+    const extendVisibility = Effect.fn("RabbitMq.extendVisibility")(function*(
+      receipt: Message.Receipt,
+      duration: Duration.Input
+    ) {
+      yield* Effect.annotateCurrentSpan(attributes("extend", receipt.queue))
+      yield* deliveries.extend(receipt, Duration.toMillis(Duration.fromInputUnsafe(duration)))
+    })
+
+    const stats = Effect.fn("RabbitMq.stats")(function*(name: QueueName.QueueName) {
+      const queue = yield* QueueName.make(name)
+      yield* Effect.annotateCurrentSpan(attributes("stats", queue))
+      const main = yield* management.check(queue)
+      if (main === undefined) return yield* Effect.fail(queueNotFound(queue))
+      let delayed = 0
+      for (const delayQueue of knownDelayQueues(queue)) {
+        delayed += (yield* management.check(delayQueue))?.messageCount ?? 0
+      }
+      const deadLettered = (yield* management.check(Topology.deadLetterQueue(queue)))?.messageCount ?? 0
+      const inFlight = deliveries.inFlight(queue)
+      return {
+        queue,
+        depth: main.messageCount + inFlight + delayed,
+        visible: main.messageCount,
+        inFlight,
+        delayed,
+        deadLettered
+      } satisfies Messaging.QueueStats
+    })
+
+    const healthCheck = Effect.gen(function*() {
+      const started = Date.now()
+      const push = (yield* SubscriptionRef.get(connection.health))._tag
+      const probe = yield* management.run("health", undefined, (ch) => ch.checkExchange("amq.direct")).pipe(
+        Effect.timeoutOrElse({
+          duration: "5 seconds",
+          orElse: () => Effect.fail(new MessagingError.ConnectionError({ provider, message: "RabbitMQ did not answer within 5 seconds" }))
+        }),
+        Effect.result
+      )
+      const latencyMs = Date.now() - started
+      return probe._tag === "Success"
+        ? { provider, healthy: true, latencyMs, push }
+        : { provider, healthy: false, latencyMs, push, detail: probe.failure.message }
+    }).pipe(Effect.withSpan("RabbitMq.healthCheck", { attributes: attributes("health") }))
+
+    const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, opts: Messaging.SubscribeOptions) =>
+      Stream.unwrap(
+        Effect.map(
+          Effect.forEach(queues, (queue) => QueueName.make(queue)),
+          (valid) =>
+            Subscription.subscribe({ connection, deliveries, reconnect, defaultPrefetch: options.prefetch ?? defaultPrefetch }, valid, opts)
+        )
+      ).pipe(Stream.withSpan("RabbitMq.subscribe", { attributes: { ...attributes("subscribe"), "messaging.destination.name": queues.join(",") } }))
+
+    return Messaging.Messaging.of({
+      provider,
+      capabilities,
+      ensureQueue,
+      deleteQueue,
+      queueExists,
+      listQueues,
+      purgeQueue,
+      send,
+      sendBatch,
+      receive,
+      fetch: (queue, id, opts) => Effect.flatMap(QueueName.make(queue), (valid) => fetch(valid, id, opts)),
+      // Once a delivery is taken from the table only its settlement can give it back: never cut it short.
+      ack: (receipt) => Effect.uninterruptible(ack(receipt)),
+      nack: (receipt, opts) => Effect.uninterruptible(nack(receipt, opts)),
+      extendVisibility,
+      stats,
+      healthCheck,
+      subscribe,
+      pushHealth: SubscriptionRef.changes(connection.health)
+    })
+  })
+
+export const layer = (options: RabbitMqOptions): Layer.Layer<Messaging.Messaging, MessagingError.ConnectionError> =>
+  Layer.effect(Messaging.Messaging, make(options))
+
+export const layerConfig = (
+  config: Config.Wrap<RabbitMqOptions>
+): Layer.Layer<Messaging.Messaging, MessagingError.ConnectionError | Config.ConfigError> =>
+  Layer.effect(Messaging.Messaging, Effect.flatMap(Config.unwrap(config), make))

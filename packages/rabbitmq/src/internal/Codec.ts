@@ -1,0 +1,100 @@
+/**
+ * How a message looks on the wire. Bodies are JSON bytes with content-type
+ * `application/json`; user headers travel as AMQP headers; ours are prefixed
+ * `x-conveyor-` and never shown to the user:
+ *
+ * - `x-conveyor-sent-at`: the first send, in epoch milliseconds (AMQP's own
+ *   timestamp has whole seconds only), kept across requeues;
+ * - `x-conveyor-claims`: how many claims earlier copies of this message had.
+ *
+ * `receiveCount` = earlier claims + the broker's count for this copy: on a
+ * quorum queue `x-delivery-count + 1` (exact), on a classic queue 1, or 2 when
+ * the `redelivered` flag is set (a lower bound: a classic queue does not count
+ * its own redeliveries after a channel loss). Every requeue the provider does
+ * itself (a nack, a visibility timeout) republishes the message with its
+ * claims so far, so those are counted exactly on both kinds.
+ */
+import type amqp from "amqplib"
+import type { Message, QueueName } from "@conveyor/core"
+
+export const claimsHeader = "x-conveyor-claims"
+export const sentAtHeader = "x-conveyor-sent-at"
+
+/** Headers the broker or this provider adds, hidden from `QueuedMessage.headers`. */
+const internalHeader = /^x-(conveyor-|death$|first-death-|last-death-|delivery-count$)/
+
+const toInt = (value: unknown): number | undefined => {
+  const n = typeof value === "bigint" ? Number(value) : typeof value === "string" ? Number(value) : value
+  return typeof n === "number" && Number.isFinite(n) ? n : undefined
+}
+
+export const publishOptions = (
+  messageId: Message.MessageId,
+  headers: Message.Headers,
+  sentAt: number,
+  priorClaims: number
+): amqp.Options.Publish & { readonly messageId: Message.MessageId } => ({
+  messageId,
+  persistent: true,
+  mandatory: true,
+  contentType: "application/json",
+  timestamp: Math.floor(sentAt / 1000),
+  headers: {
+    ...headers,
+    [sentAtHeader]: String(sentAt),
+    ...(priorClaims > 0 ? { [claimsHeader]: priorClaims } : {})
+  }
+})
+
+export const receiveCount = (message: amqp.Message): number => {
+  const headers = message.properties.headers ?? {}
+  const prior = toInt(headers[claimsHeader]) ?? 0
+  const deliveries = toInt(headers["x-delivery-count"])
+  return prior + (deliveries !== undefined ? deliveries + 1 : message.fields.redelivered ? 2 : 1)
+}
+
+export const sentAt = (message: amqp.Message): number =>
+  toInt(message.properties.headers?.[sentAtHeader]) ??
+    (typeof message.properties.timestamp === "number" ? message.properties.timestamp * 1000 : Date.now())
+
+export const messageId = (message: amqp.Message): Message.MessageId =>
+  typeof message.properties.messageId === "string" && message.properties.messageId !== ""
+    ? message.properties.messageId
+    : crypto.randomUUID()
+
+export const userHeaders = (message: amqp.Message): Message.Headers => {
+  const out: Record<string, string> = {}
+  for (const [key, value] of Object.entries(message.properties.headers ?? {})) {
+    if (internalHeader.test(key)) continue
+    if (typeof value === "string") out[key] = value
+    else if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") out[key] = String(value)
+    else if (Buffer.isBuffer(value)) out[key] = value.toString("utf8")
+  }
+  return out
+}
+
+/** The body as JSON, or `undefined` when it is not JSON (another publisher's bytes). */
+export const payload = (message: amqp.Message): Message.Json | undefined => {
+  try {
+    return JSON.parse(message.content.toString("utf8")) as Message.Json
+  } catch {
+    return undefined
+  }
+}
+
+export const toQueued = (
+  queue: QueueName.QueueName,
+  message: amqp.Message,
+  body: Message.Json,
+  receipt: Message.Receipt,
+  visibleUntil: number
+): Message.QueuedMessage => ({
+  queue,
+  id: receipt.messageId,
+  receipt,
+  payload: body,
+  headers: userHeaders(message),
+  receiveCount: receiveCount(message),
+  enqueuedAt: new Date(sentAt(message)),
+  visibleUntil: new Date(visibleUntil)
+})
