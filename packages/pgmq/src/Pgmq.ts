@@ -435,13 +435,33 @@ export const make = (
       }
     }
 
-    const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, options: Messaging.SubscribeOptions) => {
-      const visibilityMs = millis(options.visibilityTimeout)
-      return listener.queueEvents(queues).pipe(
-        Stream.mapEffect((event) => toNotifications(event, visibilityMs), { concurrency: 8 }),
-        Stream.flattenIterable
-      )
-    }
+    const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, options: Messaging.SubscribeOptions) =>
+      Stream.unwrap(Effect.sync(() => {
+        const visibilityMs = millis(options.visibilityTimeout)
+        // Claimed for this subscriber but not yet handed on: returned at once when the stream ends.
+        const held = new Set<Message.Receipt>()
+        const release = Effect.suspend(() => {
+          const receipts = [...held]
+          held.clear()
+          return Effect.forEach(receipts, (receipt) => Effect.ignore(nack(receipt)), {
+            concurrency: "unbounded",
+            discard: true
+          })
+        })
+        return listener.queueEvents(queues).pipe(
+          Stream.mapEffect(
+            (event) =>
+              Effect.tap(toNotifications(event, visibilityMs), (notifications) =>
+                Effect.sync(() => {
+                  for (const n of notifications) if (n._tag === "Message") held.add(n.message.receipt)
+                })),
+            { concurrency: 8 }
+          ),
+          Stream.flattenIterable,
+          Stream.tap((n) => n._tag === "Message" ? Effect.sync(() => held.delete(n.message.receipt)) : Effect.void),
+          Stream.ensuring(release)
+        )
+      }))
 
     const messaging = Observability.instrument({
       provider,
