@@ -77,7 +77,7 @@ export const rawQueueExists = (connection: amqp.ChannelModel, queue: string) =>
 /** Closes (broker-side) every connection whose `connection_name` is `name`; returns how many. */
 export const closeConnectionsNamed = (name: string) =>
   Effect.promise(async () => {
-    const { stdout } = await run("rabbitmqctl", ["list_connections", "name", "client_properties", "-q", "--no-table-headers"])
+    const { stdout } = await run("rabbitmqctl", ["list_connections", "pid", "client_properties", "-q", "--no-table-headers"])
     const targets = stdout.split("\n").filter((line) => line.includes(`{"connection_name","${name}"}`)).map((line) =>
       line.split("\t")[0]!
     )
