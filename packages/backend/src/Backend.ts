@@ -5,9 +5,11 @@
  * outside `@conveyor/core`.
  */
 import { InMemory, type Messaging } from "@conveyor/core"
+import { Pgmq } from "@conveyor/pgmq"
+import { RabbitMq } from "@conveyor/rabbitmq"
 import { Config, Effect, Layer } from "effect"
 
-export const names = ["memory"] as const
+export const names = ["memory", "pgmq", "rabbitmq"] as const
 
 export type Name = typeof names[number]
 
@@ -19,15 +21,24 @@ export const name: Config.Config<Name> = Config.Literals(names, "MESSAGING_BACKE
   Config.withDefault<Name>("memory")
 )
 
-/** The provider called `backend`. */
-export const layer = (backend: Name): Layer.Layer<Messaging.Messaging, Config.ConfigError> => {
+/** Why the selected provider could not start: its configuration, or the provider's own start errors (which cover RabbitMQ's `ConnectionError`). */
+export type StartError = Config.ConfigError | Pgmq.StartError
+
+/**
+ * The provider called `backend`. `pgmq` reads `DATABASE_URL` and `rabbitmq`
+ * reads `RABBITMQ_URL`, both as `Redacted` so they never reach an error or a
+ * log; each provider's other options keep their defaults.
+ */
+export const layer = (backend: Name): Layer.Layer<Messaging.Messaging, StartError> => {
   switch (backend) {
     case "memory":
       return InMemory.layer()
+    case "pgmq":
+      return Pgmq.layerConfig({ url: Config.Redacted("DATABASE_URL") })
+    case "rabbitmq":
+      return RabbitMq.layerConfig({ url: Config.Redacted("RABBITMQ_URL") })
   }
 }
 
 /** The provider named by `MESSAGING_BACKEND` (see `name`). */
-export const layerConfig: Layer.Layer<Messaging.Messaging, Config.ConfigError> = Layer.unwrap(
-  Effect.map(name, layer)
-)
+export const layerConfig: Layer.Layer<Messaging.Messaging, StartError> = Layer.unwrap(Effect.map(name, layer))

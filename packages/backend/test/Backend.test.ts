@@ -3,44 +3,77 @@ import { Messaging, QueueName } from "@conveyor/core"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
 
-const withEnv = (env: Record<string, string>) => ConfigProvider.layer(ConfigProvider.fromEnv({ env }))
+// The real servers on 127.0.0.1; DATABASE_URL / RABBITMQ_URL override them.
+const databaseUrl = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+const rabbitMqUrl = process.env["RABBITMQ_URL"] ?? "amqp://guest:guest@127.0.0.1:5672"
 
-/** Sends one message and reads it back through whatever provider the layer picked. */
-const roundTrip = Effect.gen(function*() {
+/** `Backend.layerConfig` reading exactly `env`, nothing from the process. */
+const selected = (env: Record<string, string>) =>
+  Backend.layerConfig.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env }))))
+
+/** Sends one message and reads it back through whatever provider the layer picked; deletes its queue. */
+const roundTrip = Effect.scoped(Effect.gen(function*() {
   const messaging = yield* Messaging.Messaging
   const queue = QueueName.makeUnsafe(`backend_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`)
   yield* messaging.ensureQueue(queue)
   yield* Effect.addFinalizer(() => Effect.ignore(messaging.deleteQueue(queue)))
-  yield* messaging.send(queue, { hello: "backend" })
+  yield* messaging.send(queue, { hello: "backend" }, { headers: { via: "switch" } })
   const [message] = yield* messaging.receive(queue, { max: 1, visibilityTimeout: "30 seconds" })
   assert.isDefined(message)
   yield* messaging.ack(message.receipt)
-  return { provider: messaging.provider, payload: message.payload }
+  const left = yield* messaging.receive(queue, { max: 1, visibilityTimeout: "30 seconds" })
+  return { provider: messaging.provider, payload: message.payload, headers: message.headers, left: left.length }
+}))
+
+const expected = (provider: string) => ({
+  provider,
+  payload: { hello: "backend" },
+  headers: { via: "switch" },
+  left: 0
 })
 
 describe("Backend.layerConfig", () => {
   it.effect("defaults to the in-memory provider when MESSAGING_BACKEND is unset", () =>
     Effect.gen(function*() {
-      const result = yield* roundTrip.pipe(Effect.provide(Backend.layerConfig.pipe(Layer.provide(withEnv({})))))
-      assert.deepStrictEqual(result, { provider: "memory", payload: { hello: "backend" } })
+      assert.deepStrictEqual(yield* roundTrip.pipe(Effect.provide(selected({}))), expected("memory"))
     }))
 
   it.effect("selects memory by name", () =>
     Effect.gen(function*() {
-      const result = yield* roundTrip.pipe(
-        Effect.provide(Backend.layerConfig.pipe(Layer.provide(withEnv({ MESSAGING_BACKEND: "memory" }))))
-      )
-      assert.strictEqual(result.provider, "memory")
+      const result = yield* roundTrip.pipe(Effect.provide(selected({ MESSAGING_BACKEND: "memory" })))
+      assert.deepStrictEqual(result, expected("memory"))
     }))
+
+  it.live("selects PGMQ with DATABASE_URL: a round trip on the real server", () =>
+    Effect.gen(function*() {
+      const result = yield* roundTrip.pipe(
+        Effect.provide(selected({ MESSAGING_BACKEND: "pgmq", DATABASE_URL: databaseUrl }))
+      )
+      assert.deepStrictEqual(result, expected("pgmq"))
+    }), 30_000)
+
+  it.live("selects RabbitMQ with RABBITMQ_URL: a round trip on the real broker", () =>
+    Effect.gen(function*() {
+      const result = yield* roundTrip.pipe(
+        Effect.provide(selected({ MESSAGING_BACKEND: "rabbitmq", RABBITMQ_URL: rabbitMqUrl }))
+      )
+      assert.deepStrictEqual(result, expected("rabbitmq"))
+    }), 30_000)
 
   it.effect("refuses an unknown backend with a ConfigError naming the variable and the choices", () =>
     Effect.gen(function*() {
-      const error = yield* roundTrip.pipe(
-        Effect.provide(Backend.layerConfig.pipe(Layer.provide(withEnv({ MESSAGING_BACKEND: "kafka" })))),
-        Effect.flip
-      )
+      const error = yield* roundTrip.pipe(Effect.provide(selected({ MESSAGING_BACKEND: "kafka" })), Effect.flip)
       assert.strictEqual(error._tag, "ConfigError")
       assert.include(error.message, "MESSAGING_BACKEND")
       for (const name of Backend.names) assert.include(error.message, `"${name}"`)
     }))
+
+  for (const [backend, variable] of [["pgmq", "DATABASE_URL"], ["rabbitmq", "RABBITMQ_URL"]] as const) {
+    it.effect(`refuses ${backend} without ${variable}, before connecting to anything`, () =>
+      Effect.gen(function*() {
+        const error = yield* roundTrip.pipe(Effect.provide(selected({ MESSAGING_BACKEND: backend })), Effect.flip)
+        assert.strictEqual(error._tag, "ConfigError")
+        assert.include(error.message, variable)
+      }))
+  }
 })
