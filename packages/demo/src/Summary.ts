@@ -21,9 +21,8 @@ const rate = (count: number, elapsedMs: number) => `${Math.round((count / elapse
 
 export const render = (summary: Summary): string => {
   const { report } = summary
-  const complete = report.outcomes.filter((outcome) =>
-    Workflow.stepNames.every((name) => outcome.outputs[name] !== undefined)
-  ).length
+  // A workflow's outcome exists only once all of its steps have reported.
+  const complete = report.outcomes.length
   const latencies = report.outcomes.map((outcome) => outcome.latencyMs).sort((a, b) => a - b)
   const rows: ReadonlyArray<readonly [string, string]> = [
     ["backend", summary.backend],
