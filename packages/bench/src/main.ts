@@ -9,10 +9,12 @@ import { Command, Flag } from "effect/cli"
 import { mkdir, writeFile } from "node:fs/promises"
 import os from "node:os"
 import * as Memory from "./memory.ts"
+import * as Pgmq from "./pgmq.ts"
 import type { Row } from "./Report.ts"
 
 const suites = {
-  memory: Memory.run
+  memory: Memory.run,
+  pgmq: Pgmq.run
 } satisfies Record<string, Effect.Effect<ReadonlyArray<Row>, unknown>>
 
 type SuiteName = keyof typeof suites
