@@ -53,6 +53,11 @@ export interface ProviderOptions {
   readonly reconnect?: Schedule.Schedule<unknown, unknown>
   /** Install the schema (when there is no PGMQ) and the notify triggers at start (default true). */
   readonly install?: boolean
+  /**
+   * Where the listener connects, when not where the pool does: LISTEN needs a
+   * session of its own, which a transaction-mode pooler (PgBouncer) does not give.
+   */
+  readonly listenUrl?: Redacted.Redacted
 }
 
 export interface Options extends ProviderOptions {
@@ -137,7 +142,11 @@ export const make = (
     }
 
     const listener = yield* PgmqListenerModule.make({
-      connection: { ...sql.config, applicationName: `${sql.config.applicationName ?? "conveyor-pgmq"}:listener` },
+      connection: {
+        ...sql.config,
+        ...(options.listenUrl === undefined ? {} : { url: options.listenUrl }),
+        applicationName: `${sql.config.applicationName ?? "conveyor-pgmq"}:listener`
+      },
       notify,
       source: installation.notify === undefined ? "extension" : "conveyor",
       reconnect
