@@ -1,0 +1,194 @@
+/**
+ * What the conformance suite cannot see: the PGMQ tables behind the
+ * operations, transactions shared with business writes, read_ct-guarded
+ * receipts, bad input, and the single LISTEN connection.
+ */
+import { Messaging, MessagingError, QueueName } from "@conveyor/core"
+import { PgmqListener } from "@conveyor/pgmq"
+import { assert, layer } from "@effect/vitest"
+import { Effect, Fiber, Option, Queue, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import { testLayer, uniqueQueue } from "./support.ts"
+
+const long = { max: 10, visibilityTimeout: "30 seconds" } as const
+
+const freshQueue = Effect.gen(function*() {
+  const m = yield* Messaging.Messaging
+  const queue = uniqueQueue()
+  yield* m.ensureQueue(queue)
+  yield* Effect.addFinalizer(() => Effect.ignore(m.deleteQueue(queue)))
+  return queue
+})
+
+const count = (table: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.map(
+      sql<{ readonly n: number }>`SELECT count(*)::integer AS n FROM pgmq.${sql(table)}`,
+      (rows) => rows[0]!.n
+    ))
+
+const applicationName = `conveyor-pgmq-test-${Math.random().toString(36).slice(2, 8)}`
+
+layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 seconds" })("pgmq provider", (it) => {
+  it.effect("ack archives into pgmq.a_<name>; a receipt is good for one settlement only", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const id = yield* m.send(q, { n: 1 }, { headers: { trace: "t1" } })
+      const [message] = yield* m.receive(q, long)
+      yield* m.ack(message!.receipt)
+      const sql = yield* SqlClient.SqlClient
+      const archived = yield* sql<{ readonly msg_id: bigint; readonly read_ct: number; readonly headers: unknown }>`
+        SELECT msg_id, read_ct, headers FROM pgmq.${sql(`a_${q}`)}`
+      assert.deepStrictEqual(archived.map((row) => [String(row.msg_id), row.read_ct, row.headers]), [[id, 1, { trace: "t1" }]])
+      assert.strictEqual((yield* Effect.flip(m.ack(message!.receipt)))._tag, "StaleReceipt")
+    }))
+
+  it.effect("a receipt guarded by read_ct never settles a later claim of the same message", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      yield* m.send(q, "contended")
+      const [first] = yield* m.receive(q, { max: 1, visibilityTimeout: "200 millis" })
+      yield* Effect.sleep("300 millis")
+      const [second] = yield* m.receive(q, long)
+      assert.strictEqual(second!.receiveCount, 2)
+      assert.strictEqual(first!.receipt.token, 1)
+      assert.strictEqual(second!.receipt.token, 2)
+      for (const settle of [m.ack(first!.receipt), m.nack(first!.receipt, { requeue: false }), m.extendVisibility(first!.receipt, "1 hour")]) {
+        assert.strictEqual((yield* Effect.flip(settle))._tag, "StaleReceipt")
+      }
+      assert.strictEqual(yield* count(`q_${q}`), 1, "the second claim is untouched")
+      yield* m.ack(second!.receipt)
+    }))
+
+  it.effect("nack without requeue moves the message to <name>_dlq in one statement", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      yield* m.send(q, { poison: true }, { headers: { h: "v" } })
+      const [message] = yield* m.receive(q, long)
+      yield* m.nack(message!.receipt, { requeue: false })
+      assert.strictEqual(yield* count(`q_${q}`), 0)
+      const [dead] = yield* m.receive(QueueName.deadLetter(q), long)
+      assert.deepStrictEqual(dead!.payload, { poison: true })
+      assert.deepStrictEqual(dead!.headers, { h: "v" })
+      assert.strictEqual((yield* m.stats(q)).deadLettered, 1)
+    }))
+
+  it.effect("a queue created by another client gets its dead-letter queue on first use", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const sql = yield* SqlClient.SqlClient
+      const q = uniqueQueue()
+      yield* sql`SELECT pgmq."create"(${q}::text)`
+      yield* Effect.addFinalizer(() => Effect.ignore(m.deleteQueue(q)))
+      yield* m.send(q, "x")
+      const [message] = yield* m.receive(q, long)
+      yield* m.nack(message!.receipt, { requeue: false })
+      assert.strictEqual(yield* count(`q_${QueueName.deadLetter(q)}`), 1)
+    }))
+
+  it.effect("send, ack and nack join the caller's transaction: a rollback undoes them", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const sql = yield* SqlClient.SqlClient
+      const q = yield* freshQueue
+      const business = `pt_business_${Math.random().toString(36).slice(2, 8)}`
+      yield* sql`CREATE TABLE ${sql(business)} (note text NOT NULL)`
+      yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP TABLE ${sql(business)}`))
+      class Boom extends Error {}
+
+      const rolledBack = yield* Effect.flip(sql.withTransaction(Effect.gen(function*() {
+        yield* sql`INSERT INTO ${sql(business)} (note) VALUES ('rolled back')`
+        yield* m.send(q, "rolled back")
+        return yield* Effect.fail(new Boom())
+      })))
+      assert.instanceOf(rolledBack, Boom)
+      assert.strictEqual(yield* count(`q_${q}`), 0, "the message went with the business write")
+
+      yield* sql.withTransaction(Effect.gen(function*() {
+        yield* sql`INSERT INTO ${sql(business)} (note) VALUES ('committed')`
+        yield* m.send(q, "committed")
+      }))
+      const [message] = yield* m.receive(q, long)
+      assert.strictEqual(message!.payload, "committed")
+
+      yield* Effect.flip(sql.withTransaction(Effect.andThen(m.ack(message!.receipt), Effect.fail(new Boom()))))
+      assert.strictEqual(yield* count(`q_${q}`), 1, "the rolled-back ack left the message in the queue")
+      yield* Effect.flip(sql.withTransaction(
+        Effect.andThen(m.nack(message!.receipt, { requeue: false }), Effect.fail(new Boom()))
+      ))
+      assert.strictEqual(yield* count(`q_${q}`), 1, "the rolled-back dead-lettering left it too")
+      assert.strictEqual(yield* count(`q_${QueueName.deadLetter(q)}`), 0)
+      yield* sql.withTransaction(m.ack(message!.receipt))
+      assert.strictEqual(yield* count(`q_${q}`), 0)
+    }))
+
+  it.effect("queue names carrying SQL never reach SQL", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      for (const name of ["x'; drop table pgmq.meta; --", "\"x\"", "x.y", "X", ""]) {
+        const error = yield* Effect.flip(QueueName.make(name))
+        assert.strictEqual(error._tag, "InvalidQueueName", name)
+      }
+      const [meta] = yield* sql<{ readonly found: boolean }>`SELECT to_regclass('pgmq.meta') IS NOT NULL AS found`
+      assert.isTrue(meta!.found)
+    }))
+
+  it.effect("an oversize message is MessageTooLarge and nothing is stored", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const error = yield* Effect.flip(m.send(q, "x".repeat(1024 * 1024)))
+      assert.instanceOf(error, MessagingError.MessageTooLarge)
+      assert.strictEqual(yield* count(`q_${q}`), 0)
+    }))
+
+  it.effect("a notification that is not JSON is logged and ignored; the stream survives", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const sql = yield* SqlClient.SqlClient
+      const q = yield* freshQueue
+      const seen = yield* Queue.unbounded<string>()
+      const fiber = yield* m.subscribe([q], long).pipe(
+        Stream.runForEach((n) => n._tag === "Message" ? Queue.offer(seen, n.message.id) : Effect.void),
+        Effect.forkChild
+      )
+      yield* Effect.sleep("200 millis")
+      yield* sql`SELECT pg_notify('pgmq_message_ready.default', 'this is {not json')`
+      yield* sql`SELECT pg_notify('pgmq_message_ready.default', '{"event_type":"message_ready"}')`
+      const id = yield* m.send(q, "after the garbage")
+      assert.strictEqual(yield* Queue.take(seen).pipe(Effect.timeout("3 seconds")), id)
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("fifty subscribed queues share one listening backend", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const sql = yield* SqlClient.SqlClient
+      const listener = yield* PgmqListener.PgmqListener
+      const queues = Array.from({ length: 50 }, (_, i) => QueueName.makeUnsafe(`pt50_${i}_${Math.random().toString(36).slice(2, 6)}_queue`))
+      yield* Effect.forEach(queues, (q) => m.ensureQueue(q), { concurrency: 8, discard: true })
+      yield* Effect.addFinalizer(() => Effect.forEach(queues, (q) => Effect.ignore(m.deleteQueue(q)), { discard: true }))
+      const seen = new Set<string>()
+      const fibers = yield* Effect.forEach(queues, (q) =>
+        m.subscribe([q], long).pipe(
+          Stream.runForEach((n) => Effect.sync(() => n._tag === "Message" && seen.add(n.message.queue))),
+          Effect.forkChild
+        ))
+      yield* Effect.sleep("500 millis")
+      const backends = yield* sql<{ readonly pid: number; readonly query: string }>`
+        SELECT pid, query FROM pg_stat_activity WHERE application_name LIKE ${`${applicationName}%`}::text
+        AND query ILIKE 'LISTEN%'`
+      const pid = Option.getOrThrow(yield* listener.backendPid)
+      assert.deepStrictEqual([...new Set(backends.map((row) => row.pid))], [pid], "one backend LISTENs for all")
+      const [channels] = yield* sql<{ readonly n: number }>`
+        SELECT count(*)::integer AS n FROM pg_stat_activity WHERE application_name = ${`${applicationName}:listener`}::text`
+      assert.strictEqual(channels!.n, 1)
+      yield* Effect.forEach(queues, (q) => m.send(q, "hello"), { concurrency: 8, discard: true })
+      for (let i = 0; i < 60 && seen.size < 50; i++) yield* Effect.sleep("50 millis")
+      assert.strictEqual(seen.size, 50, "every queue got its push")
+      yield* Effect.forEach(fibers, Fiber.interrupt, { discard: true })
+    }))
+})
