@@ -7,7 +7,7 @@
  * are merged as cheap *signals*, and a single downstream step claims
  * (receive / fetch) only when the consumer asks for more.
  */
-import { Clock, Duration, Effect, Exit, Fiber, FiberSet, Metric, Option, Pull, Queue, Schedule, Stream } from "effect"
+import { Array as Arr, Clock, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Latch, Option, Pull, Queue, Schedule, Stream } from "effect"
 import type { MessageId, QueuedMessage } from "./Message.ts"
 import type { MessageNotification, PushHealth } from "./MessageNotification.ts"
 import { Messaging } from "./Messaging.ts"
@@ -39,7 +39,6 @@ export interface RunOptions extends StreamOptions {
 }
 
 type Signal =
-  | { readonly _tag: "Deliver"; readonly message: QueuedMessage }
   | { readonly _tag: "Claim"; readonly queue: QueueName; readonly id: Option.Option<MessageId> }
   | { readonly _tag: "Sweep"; readonly queue: QueueName }
 
@@ -72,21 +71,21 @@ const deliveries = (
 
     const sweepAll = (): ReadonlyArray<Signal> => queues.map((queue) => ({ _tag: "Sweep", queue }))
 
-    const fromNotification = (notification: MessageNotification) =>
-      Effect.gen(function*(): Effect.fn.Return<ReadonlyArray<Signal>> {
-        if (notification._tag === "Message") return [{ _tag: "Deliver", message: notification.message }]
-        const claim: Signal = { _tag: "Claim", queue: notification.queue, id: notification.messageId }
+    /** Announcements become claim signals, now or (for a future `visibleAt`) when due. */
+    const announce = (available: ReadonlyArray<Extract<MessageNotification, { _tag: "Available" }>>) =>
+      Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const waitMs = Option.match(notification.visibleAt, { onNone: () => 0, onSome: (at) => at.getTime() - now })
-        if (waitMs <= 0) return [claim]
-        yield* FiberSet.run(timers, Effect.sleep(waitMs).pipe(Effect.andThen(Queue.offer(followUps, claim))))
-        return []
+        for (const notification of available) {
+          const signal: Signal = { _tag: "Claim", queue: notification.queue, id: notification.messageId }
+          const waitMs = Option.match(notification.visibleAt, { onNone: () => 0, onSome: (at) => at.getTime() - now })
+          yield* waitMs <= 0
+            ? Queue.offer(followUps, signal)
+            : FiberSet.run(timers, Effect.andThen(Effect.sleep(waitMs), Queue.offer(followUps, signal)))
+        }
       })
 
     const claim = (signal: Signal): Effect.Effect<ReadonlyArray<QueuedMessage>, MessagingError> => {
       switch (signal._tag) {
-        case "Deliver":
-          return Effect.succeed([signal.message])
         case "Claim":
           return Option.isSome(signal.id) && messaging.capabilities.fetchById
             ? messaging.fetch(signal.queue, signal.id.value, { visibilityTimeout }).pipe(
@@ -104,16 +103,23 @@ const deliveries = (
       }
     }
 
-    const push = mode === "PollingOnly"
+    // Deliveries pass straight through, a whole chunk at a time, registered on arrival.
+    const pushed = mode === "PollingOnly"
       ? Stream.empty
       : messaging.subscribe(queues, { visibilityTimeout, prefetch: batchSize }).pipe(
-        // Whole chunks at once, so that no delivery waits unregistered inside the pipeline.
-        Stream.mapArray((notifications) => {
-          onClaimed(notifications.flatMap((n) => n._tag === "Message" ? [n.message] : []))
-          return notifications
+        Stream.chunks,
+        Stream.mapEffect((notifications): Effect.Effect<ReadonlyArray<QueuedMessage>> => {
+          const delivered: Array<QueuedMessage> = []
+          const available: Array<Extract<MessageNotification, { _tag: "Available" }>> = []
+          for (const n of notifications) {
+            if (n._tag === "Message") delivered.push(n.message)
+            else available.push(n)
+          }
+          onClaimed(delivered)
+          return available.length === 0 ? Effect.succeed(delivered) : Effect.as(announce(available), delivered)
         }),
-        Stream.mapEffect(fromNotification),
-        Stream.flattenIterable
+        Stream.filter(Arr.isReadonlyArrayNonEmpty),
+        Stream.flattenArray
       )
 
     // Catch-up: notifications sent while push was down are lost, so sweep on reconnect.
@@ -137,20 +143,18 @@ const deliveries = (
     const signals = Stream.mergeAll([
       // Messages sent before we started were never announced: start with a sweep.
       Stream.fromIterable(sweepAll()),
-      push,
       healthSignals,
       poll,
       Stream.fromQueue(followUps)
     ], { concurrency: "unbounded", bufferSize: 1 })
 
-    return signals.pipe(
-      Stream.mapEffect((signal: Signal): Effect.Effect<ReadonlyArray<QueuedMessage>, MessagingError> =>
-        signal._tag === "Deliver"
-          ? Effect.succeed([signal.message])
-          : Effect.tap(claim(signal), (messages) => Effect.sync(() => onClaimed(messages)))
-      ),
-      Stream.flattenIterable
+    const claimed = signals.pipe(
+      Stream.mapEffect((signal) => Effect.tap(claim(signal), (messages) => Effect.sync(() => onClaimed(messages)))),
+      Stream.filter(Arr.isReadonlyArrayNonEmpty),
+      Stream.flattenArray
     )
+
+    return Stream.mergeAll([pushed, claimed], { concurrency: 2, bufferSize: 1 })
   }))
 
 /** Every message of `queues`, claimed for this consumer, from push and poll. */
@@ -225,41 +229,92 @@ export const run = <E, R>(
         })
       })
 
-    const handle = (message: QueuedMessage) =>
-      Effect.gen(function*() {
-        const start = yield* Clock.currentTimeMillis
-        yield* Metric.update(deliveryLatency, Math.max(0, start - message.enqueuedAt.getTime()))
-        const exit = yield* Effect.exit(handler(message))
-        yield* Metric.update(handlerDuration, (yield* Clock.currentTimeMillis) - start)
-        if (Exit.isSuccess(exit)) return yield* settleQuietly(message, messaging.ack(message.receipt))
-        const error = Exit.findErrorOption(exit)
-        if (Option.isNone(error)) yield* Effect.logError(`Handler died on message ${message.id} on ${message.queue}`, exit.cause)
-        yield* onFailure(message, Option.getOrUndefined(error))
-      }).pipe(Effect.onInterrupt(() => requeueNow(message)))
+    const afterFailure = (message: QueuedMessage, exit: Exit.Failure<void, E>) => {
+      const error = Exit.findErrorOption(exit)
+      return Option.isSome(error)
+        ? onFailure(message, error.value)
+        : Effect.andThen(
+          Effect.logError(`Handler died on message ${message.id} on ${message.queue}`, exit.cause),
+          onFailure(message, undefined)
+        )
+    }
 
-    // The handler runs detached so that interrupting intake leaves it `grace` to finish.
-    const process = (message: QueuedMessage) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function*() {
-          unstarted.delete(message)
-          if (message.receiveCount > maxReceives) return yield* deadLetter(message)
-          const fiber = yield* Effect.forkDetach(handle(message))
-          yield* restore(Fiber.await(fiber)).pipe(
-            Effect.onInterrupt(() =>
-              releaseUnstarted.pipe(
-                Effect.andThen(Fiber.await(fiber).pipe(Effect.timeout(grace))),
-                Effect.catch(() => Fiber.interrupt(fiber))
-              )
-            )
-          )
-        })
-      )
+    // Written with few steps on purpose: this runs once per message.
+    const handle = (message: QueuedMessage): Effect.Effect<void, never, R> =>
+      Effect.clockWith((clock) => {
+        const start = clock.currentTimeMillisUnsafe()
+        return Effect.flatMap(Effect.exit(handler(message)), (exit) =>
+          Effect.contextWith((context) => {
+            deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), context)
+            handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)
+            return Exit.isSuccess(exit) ? settleQuietly(message, messaging.ack(message.receipt)) : afterFailure(message, exit)
+          }))
+      })
 
-    yield* deliveries(queues, options, (messages) => {
+    // `concurrency` workers take from an inbox: cheaper than a fiber per message. Intake
+    // pauses while `batchSize` messages wait in the inbox (the backpressure that keeps
+    // claims near concurrency + batchSize); pausing per chunk, not per message, avoids a
+    // producer/consumer wake-up for every message.
+    // Shutdown: workers stop taking, unstarted claims are returned at once, running
+    // handlers get `grace` to finish, then the intake (and its subscription) is torn down.
+    const inbox = yield* Queue.unbounded<QueuedMessage>()
+    const room = Latch.makeUnsafe(true)
+    const backlogLimit = options.batchSize ?? defaults.batchSize
+    let queued = 0
+    let stopping = false
+    let running = 0
+    const idle = Deferred.makeUnsafe<void>()
+
+    const process = (message: QueuedMessage): Effect.Effect<void, never, R> => {
+      unstarted.delete(message)
+      if (--queued < backlogLimit) Latch.openUnsafe(room)
+      if (message.receiveCount > maxReceives) return deadLetter(message)
+      running++
+      return Effect.onExit(handle(message), (exit) => {
+        if (--running === 0 && stopping) Deferred.doneUnsafe(idle, Effect.void)
+        return Exit.hasInterrupts(exit) ? requeueNow(message) : Effect.void
+      })
+    }
+    const worker = Effect.whileLoop({
+      while: () => !stopping,
+      body: () => Effect.flatMap(Queue.take(inbox), process),
+      step: () => {}
+    })
+
+    const intake = deliveries(queues, options, (messages) => {
       for (const message of messages) unstarted.add(message)
     }).pipe(
-      Stream.mapEffect(process, { concurrency, unordered: true }),
-      Stream.runDrain,
-      Effect.ensuring(releaseUnstarted)
+      Stream.runForEachArray((messages) => {
+        Queue.offerAllUnsafe(inbox, messages)
+        queued += messages.length
+        if (queued < backlogLimit) return Effect.void
+        Latch.closeUnsafe(room)
+        return room.await
+      })
     )
+
+    const stop = (fibers: ReadonlyArray<Fiber.Fiber<unknown, unknown>>) =>
+      Effect.gen(function*() {
+        stopping = true
+        if (running === 0) Deferred.doneUnsafe(idle, Effect.void)
+        yield* releaseUnstarted
+        yield* Deferred.await(idle).pipe(Effect.timeout(grace), Effect.ignore)
+        yield* Fiber.interruptAll(fibers)
+      })
+
+    yield* Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const intakeFiber = yield* Effect.forkChild(restore(intake))
+        const workers = yield* Effect.forEach(
+          Array.from({ length: concurrency }),
+          () => Effect.forkChild(restore(worker))
+        )
+        const all = [intakeFiber, ...workers]
+        // The intake only ends by failing: surface its error after stopping the workers.
+        yield* restore(Fiber.join(intakeFiber)).pipe(
+          Effect.onInterrupt(() => stop(all)),
+          Effect.onError(() => stop(all))
+        )
+      })
+    ).pipe(Effect.ensuring(releaseUnstarted))
   })

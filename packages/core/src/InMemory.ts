@@ -112,27 +112,35 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       return claimed
     }
 
-    /** The entry a receipt still owns, or `StaleReceipt`. */
+    /** The entry a receipt still owns, or `StaleReceipt`. Synchronous: it is on every ack's path. */
     const owned = (receipt: Receipt) =>
-      Effect.gen(function*() {
+      Effect.clockWith((clock): Effect.Effect<
+        { readonly target: MemoryQueue; readonly entry: Entry; readonly now: number },
+        ProviderError | StaleReceipt
+      > => {
         if (receipt.provider !== provider || !isToken(receipt.token)) {
-          return yield* new ProviderError({
-            provider,
-            operation: "settle",
-            message: `Receipt from provider ${receipt.provider} cannot be settled by ${provider}`
-          })
+          return Effect.fail(
+            new ProviderError({
+              provider,
+              operation: "settle",
+              message: `Receipt from provider ${receipt.provider} cannot be settled by ${provider}`
+            })
+          )
         }
-        const target = yield* lookup(receipt.queue)
-        const now = yield* Clock.currentTimeMillis
-        const entry = target.owned(receipt.token.seq, receipt.token.claim, now)
-        if (entry === undefined) {
-          return yield* new StaleReceipt({
-            queue: receipt.queue,
-            messageId: receipt.messageId,
-            message: `Delivery of message ${receipt.messageId} on ${receipt.queue} is no longer held: it was settled, or its visibility timeout passed`
-          })
+        const target = queues.get(receipt.queue)
+        const now = clock.currentTimeMillisUnsafe()
+        const entry = target?.owned(receipt.token.seq, receipt.token.claim, now)
+        if (target === undefined || entry === undefined) {
+          return Effect.fail(
+            new StaleReceipt({
+              queue: receipt.queue,
+              messageId: receipt.messageId,
+              message:
+                `Delivery of message ${receipt.messageId} on ${receipt.queue} is no longer held: it was settled, or its visibility timeout passed`
+            })
+          )
         }
-        return { target, entry, now }
+        return Effect.succeed({ target, entry, now })
       })
 
     // Like an AMQP channel closing, the end of a subscription returns the deliveries it still holds.
@@ -147,27 +155,39 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
         wake()
       })
 
-    /** Drops from `held` the deliveries already acked, nacked or expired. */
-    const forgetSettled = (held: Array<QueuedMessage>, now: number) => {
-      const kept = held.filter((message) => {
-        const token = message.receipt.token as Token
-        return queues.get(message.queue)?.owned(token.seq, token.claim, now) !== undefined
-      })
-      held.splice(0, held.length, ...kept)
+    /** The deliveries a subscription made; settled ones are forgotten whenever the list doubles. */
+    const holdings = (floor: number) => {
+      let messages: Array<QueuedMessage> = []
+      let pruneAt = floor
+      return {
+        add: (claimed: ReadonlyArray<QueuedMessage>, now: number) => {
+          if (messages.length >= pruneAt) {
+            messages = messages.filter((message) => {
+              const token = message.receipt.token as Token
+              return queues.get(message.queue)?.owned(token.seq, token.claim, now) !== undefined
+            })
+            pruneAt = Math.max(floor, 2 * messages.length)
+          }
+          messages.push(...claimed)
+        },
+        all: () => messages
+      }
     }
 
     const subscribe: Messaging["Service"]["subscribe"] = (names, subscribeOptions) => {
       const visibilityMs = millis(subscribeOptions.visibilityTimeout)
       const batch = subscribeOptions.prefetch ?? 64
-      const next = (targets: ReadonlyArray<readonly [QueueName.QueueName, MemoryQueue]>, held: Array<QueuedMessage>) =>
+      const next = (
+        targets: ReadonlyArray<readonly [QueueName.QueueName, MemoryQueue]>,
+        held: ReturnType<typeof holdings>
+      ) =>
         Effect.gen(function*() {
           for (;;) {
             const signal = changed
             const now = yield* Clock.currentTimeMillis
             const claimed = targets.flatMap(([queue, target]) => claimFrom(queue, target, now, batch, visibilityMs))
             if (Arr.isArrayNonEmpty(claimed)) {
-              if (held.length >= 4 * batch) forgetSettled(held, now)
-              held.push(...claimed)
+              held.add(claimed, now)
               return Arr.map(claimed, (message) => Message({ message }))
             }
             const due = targets.reduce<number | undefined>((soonest, [, target]) => {
@@ -182,8 +202,8 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       return Stream.unwrap(
         Effect.gen(function*() {
           const targets = yield* Effect.forEach(names, (queue) => Effect.map(lookup(queue), (target) => [queue, target] as const))
-          const held: Array<QueuedMessage> = []
-          yield* Effect.addFinalizer(() => releaseHeld(held))
+          const held = holdings(4 * batch)
+          yield* Effect.addFinalizer(() => releaseHeld(held.all()))
           return Stream.fromEffectRepeat(next(targets, held)).pipe(Stream.flattenArray)
         })
       )

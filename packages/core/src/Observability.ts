@@ -38,7 +38,9 @@ const attributes = (system: string, operation: string, queue?: QueueName) => ({
 })
 
 const span = (system: string, operation: string, queue?: QueueName) =>
-  Effect.withSpan(`messaging.${operation}`, { attributes: attributes(system, operation, queue) })
+  Effect.withSpan(`messaging.${operation}`, { attributes: attributes(system, operation, queue) }, {
+    captureStackTrace: false
+  })
 
 /** Wraps every operation of a provider's service in a span and counts what moved. */
 export const instrument = (service: Messaging["Service"]): Messaging["Service"] => {
@@ -68,7 +70,7 @@ export const instrument = (service: Messaging["Service"]): Messaging["Service"] 
         span(system, "receive", queue)
       ),
     ack: (receipt) =>
-      service.ack(receipt).pipe(Effect.tap(() => Metric.update(messagesAcked, 1)), span(system, "ack", receipt.queue)),
+      service.ack(receipt).pipe(Effect.tap(() => Metric.update(messagesAcked, 1))),
     nack: (receipt, options) =>
       service.nack(receipt, options).pipe(
         Effect.tap(() => Metric.update(options?.requeue === false ? messagesDeadLettered : messagesNacked, 1)),
