@@ -69,8 +69,9 @@ export const instrument = (service: Messaging["Service"]): Messaging["Service"] 
         Effect.tap((message) => message._tag === "Some" ? Metric.update(receivedOn("poll"), 1) : Effect.void),
         span(system, "receive", queue)
       ),
-    ack: (receipt) =>
-      service.ack(receipt).pipe(Effect.tap(() => Metric.update(messagesAcked, 1))),
+    // No span on ack: a span costs 2-4 µs in Effect 4.1, which halved in-memory throughput
+    // through Consumer.run; acks are counted, and run inside the caller's span.
+    ack: (receipt) => service.ack(receipt).pipe(Effect.tap(() => Metric.update(messagesAcked, 1))),
     nack: (receipt, options) =>
       service.nack(receipt, options).pipe(
         Effect.tap(() => Metric.update(options?.requeue === false ? messagesDeadLettered : messagesNacked, 1)),

@@ -4,8 +4,8 @@
  * creates its own queues, so suites can run in parallel and re-run.
  */
 import type { Messaging } from "@conveyor/core"
-import { layer, type Vitest } from "@effect/vitest"
-import type { Layer } from "effect"
+import { layer } from "@effect/vitest"
+import type { Effect, Layer, Scope } from "effect"
 import { basics } from "./cases/basics.ts"
 import { consumer } from "./cases/consumer.ts"
 import { push } from "./cases/push.ts"
@@ -22,13 +22,15 @@ export interface Options {
   readonly fifo?: boolean
 }
 
-export type Tester = Vitest.MethodsNonLive<Messaging.Messaging>
-
 export interface Context {
-  readonly it: Tester
+  /** Registers one test with the suite's per-test time limit. */
+  readonly test: (name: string, body: () => Effect.Effect<void, unknown, Messaging.Messaging | Scope.Scope>) => void
   readonly h: Harness.Harness
   readonly options: Options
 }
+
+// Generous: a live run shares two cores with other suites; `eventually` bounds are the real assertions.
+const testTimeoutMs = 60_000
 
 export const suite = (options: Options): void => {
   const h = Harness.make(options.clock)
@@ -37,7 +39,7 @@ export const suite = (options: Options): void => {
     excludeTestServices: options.clock === "live",
     concurrent: options.clock === "live"
   })(`conformance: ${options.name}`, (it) => {
-    const context: Context = { it, h, options }
+    const context: Context = { test: (name, body) => it.effect(name, body, testTimeoutMs), h, options }
     basics(context)
     visibility(context)
     push(context)

@@ -6,8 +6,8 @@ import { freshQueue, freshQueues } from "../Harness.ts"
 
 const long = { visibilityTimeout: "30 seconds" } as const
 
-export const basics = ({ it, options }: Context) => {
-  it.effect("queues: ensure is idempotent; exists, list, purge and delete", () =>
+export const basics = ({ test, options }: Context) => {
+  test("queues: ensure is idempotent; exists, list, purge and delete", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
@@ -21,7 +21,7 @@ export const basics = ({ it, options }: Context) => {
       assert.isFalse(yield* m.queueExists(q))
     }))
 
-  it.effect("round trip keeps payload and headers; receiveCount starts at 1", () =>
+  test("round trip keeps payload and headers; receiveCount starts at 1", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
@@ -40,7 +40,7 @@ export const basics = ({ it, options }: Context) => {
       assert.deepStrictEqual(yield* m.receive(q, { max: 10, ...long }), [])
     }))
 
-  it.effect("sendBatch returns one id per payload, in input order", () =>
+  test("sendBatch returns one id per payload, in input order", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
@@ -54,7 +54,7 @@ export const basics = ({ it, options }: Context) => {
     }))
 
   if (options.fifo !== false) {
-    it.effect("a single consumer receives a queue in send order", () =>
+    test("a single consumer receives a queue in send order", () =>
       Effect.gen(function*() {
         const m = yield* Messaging.Messaging
         const q = yield* freshQueue
@@ -70,7 +70,7 @@ export const basics = ({ it, options }: Context) => {
       }))
   }
 
-  it.effect("fetch claims one visible message by id, or says it cannot", () =>
+  test("fetch claims one visible message by id, or says it cannot", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
@@ -91,7 +91,7 @@ export const basics = ({ it, options }: Context) => {
       assert.isTrue(Option.isNone(yield* m.fetch(q, second!, long)), "an acked message is gone")
     }))
 
-  it.effect("stats count depth, visible, in-flight and delayed messages", () =>
+  test("stats count depth, visible, in-flight and delayed messages", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
@@ -109,7 +109,7 @@ export const basics = ({ it, options }: Context) => {
       assert.strictEqual(health.provider, m.provider)
     }))
 
-  it.effect("bad payloads are typed errors and nothing is sent", () =>
+  test("bad payloads are typed errors and nothing is sent", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
@@ -128,7 +128,7 @@ export const basics = ({ it, options }: Context) => {
       assert.strictEqual((yield* m.stats(q)).depth, 0)
     }))
 
-  it.effect("sending to a queue that does not exist is QueueNotFound", () =>
+  test("sending to a queue that does not exist is QueueNotFound", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const [q] = yield* freshQueues(1)
@@ -138,7 +138,7 @@ export const basics = ({ it, options }: Context) => {
       assert.isFalse(yield* m.queueExists(missing))
     }))
 
-  it.effect("many queues at once keep their messages apart", () =>
+  test("many queues at once keep their messages apart", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const queues = yield* freshQueues(12)

@@ -4,8 +4,8 @@ import { Effect, Fiber, Schedule } from "effect"
 import type { Context } from "../Conformance.ts"
 import { freshQueue, freshQueues } from "../Harness.ts"
 
-export const consumer = ({ h, it }: Context) => {
-  it.effect("concurrent publishers and consumers lose nothing", () =>
+export const consumer = ({ h, test }: Context) => {
+  test("concurrent publishers and consumers lose nothing", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const queues = yield* freshQueues(3)
@@ -40,7 +40,7 @@ export const consumer = ({ h, it }: Context) => {
       for (const q of queues) assert.strictEqual((yield* m.stats(q)).depth, 0)
     }))
 
-  it.effect("a consumer closed and reopened loses nothing and waits for no timeout", () =>
+  test("a consumer closed and reopened loses nothing and waits for no timeout", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
@@ -64,7 +64,7 @@ export const consumer = ({ h, it }: Context) => {
       yield* Fiber.interrupt(second)
     }))
 
-  it.effect("Consumer.run retries a failure with backoff and dead-letters a poison message", () =>
+  test("Consumer.run retries a failure with backoff and dead-letters a poison message", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue

@@ -6,8 +6,8 @@ import { freshQueue } from "../Harness.ts"
 
 const long = { max: 10, visibilityTimeout: "30 seconds" } as const
 
-export const push = ({ h, it }: Context) => {
-  it.effect("subscribe announces or delivers every message sent", () =>
+export const push = ({ h, test }: Context) => {
+  test("subscribe announces or delivers every message sent", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       if (m.capabilities.push === "none") return
@@ -29,7 +29,7 @@ export const push = ({ h, it }: Context) => {
       yield* Fiber.interrupt(fiber)
     }))
 
-  it.effect("interrupting a subscription releases it: later messages stay for others", () =>
+  test("interrupting a subscription releases it: later messages stay for others", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       if (m.capabilities.push === "none") return
@@ -55,7 +55,7 @@ export const push = ({ h, it }: Context) => {
       assert.strictEqual(pushed, 1)
     }))
 
-  it.effect("a delayed message reaches a hybrid consumer when due, not before", () =>
+  test("a delayed message reaches a hybrid consumer when due, not before", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
@@ -73,7 +73,7 @@ export const push = ({ h, it }: Context) => {
       yield* Fiber.interrupt(fiber)
     }))
 
-  it.effect("push loss is recovered by the fallback poll within one poll period", () =>
+  test("push loss is recovered by the fallback poll within one poll period", () =>
     Effect.gen(function*() {
       const real = yield* Messaging.Messaging
       const q = yield* freshQueue

@@ -8,8 +8,8 @@ import { freshQueue } from "../Harness.ts"
 const short = { max: 10, visibilityTimeout: "1 second" } as const
 const long = { max: 10, visibilityTimeout: "30 seconds" } as const
 
-export const visibility = ({ h, it }: Context) => {
-  it.effect("a claimed message is invisible until its timeout, then redelivered with receiveCount 2", () =>
+export const visibility = ({ h, test }: Context) => {
+  test("a claimed message is invisible until its timeout, then redelivered with receiveCount 2", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
@@ -24,7 +24,7 @@ export const visibility = ({ h, it }: Context) => {
       yield* m.ack(second!.receipt)
     }))
 
-  it.effect("a delayed message is invisible to receive until due", () =>
+  test("a delayed message is invisible to receive until due", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
@@ -37,7 +37,7 @@ export const visibility = ({ h, it }: Context) => {
       assert.strictEqual(message?.id, id)
     }))
 
-  it.effect("nack requeues at once, or after its delay", () =>
+  test("nack requeues at once, or after its delay", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
@@ -57,7 +57,7 @@ export const visibility = ({ h, it }: Context) => {
       assert.strictEqual(third?.receiveCount, 3)
     }))
 
-  it.effect("nack without requeue moves the message to the dead-letter queue", () =>
+  test("nack without requeue moves the message to the dead-letter queue", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       if (!m.capabilities.deadLetter) return
@@ -78,7 +78,7 @@ export const visibility = ({ h, it }: Context) => {
       assert.deepStrictEqual(dead, [{ poison: true }])
     }))
 
-  it.effect("extendVisibility keeps a delivery invisible for the new duration", () =>
+  test("extendVisibility keeps a delivery invisible for the new duration", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
@@ -92,7 +92,7 @@ export const visibility = ({ h, it }: Context) => {
       assert.deepStrictEqual(yield* m.receive(q, long), [], "acked after the extension: gone for good")
     }))
 
-  it.effect("stale receipts are refused and never settle someone else's claim", () =>
+  test("stale receipts are refused and never settle someone else's claim", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
