@@ -52,13 +52,17 @@ const defaults = {
   shutdownGrace: Duration.seconds(5)
 }
 
-/** The deliveries of `queues`, telling `onClaimed` of every message as soon as it is held. */
-const deliveries = (
+/**
+ * The two intake paths of `queues` (deliveries pushed by the provider, and
+ * messages claimed on signals), telling `onClaimed` of every message as soon
+ * as it is held. Each path claims only when pulled.
+ */
+const intakePaths = (
   queues: ReadonlyArray<QueueName>,
   options: StreamOptions,
   onClaimed: (messages: ReadonlyArray<QueuedMessage>) => void
-): Stream.Stream<QueuedMessage, MessagingError, Messaging> =>
-  Stream.unwrap(Effect.gen(function*() {
+) =>
+  Effect.gen(function*() {
     const messaging = yield* Messaging
     const mode = effective(options.mode ?? "Hybrid", messaging.capabilities)
     const batchSize = options.batchSize ?? defaults.batchSize
@@ -154,14 +158,17 @@ const deliveries = (
       Stream.flattenArray
     )
 
-    return Stream.mergeAll([pushed, claimed], { concurrency: 2, bufferSize: 1 })
-  }))
+    return [pushed, claimed] as const
+  })
 
 /** Every message of `queues`, claimed for this consumer, from push and poll. */
 export const stream = (
   queues: ReadonlyArray<QueueName>,
   options: StreamOptions = {}
-): Stream.Stream<QueuedMessage, MessagingError, Messaging> => deliveries(queues, options, () => {})
+): Stream.Stream<QueuedMessage, MessagingError, Messaging> =>
+  Stream.unwrap(
+    Effect.map(intakePaths(queues, options, () => {}), (paths) => Stream.mergeAll(paths, { concurrency: 2, bufferSize: 1 }))
+  )
 
 /** The delay before retry `attempt`, or none once the schedule is exhausted. */
 const backoff = (schedule: Schedule.Schedule<unknown>, attempt: number) =>
@@ -251,10 +258,11 @@ export const run = <E, R>(
           }))
       })
 
-    // `concurrency` workers take from an inbox: cheaper than a fiber per message. Intake
-    // pauses while `batchSize` messages wait in the inbox (the backpressure that keeps
-    // claims near concurrency + batchSize); pausing per chunk, not per message, avoids a
-    // producer/consumer wake-up for every message.
+    // `concurrency` workers take from an inbox: cheaper than a fiber per message. Each intake
+    // path (push, poll) pauses once `batchSize` messages wait in the inbox and claims again
+    // only when resumed, so a consumer holds at most concurrency + 3 × batchSize claims
+    // (one batch of each path on top of a nearly full inbox); pausing per batch rather than
+    // per message avoids a producer/consumer wake-up for every message.
     // Shutdown: workers stop taking, unstarted claims are returned at once, running
     // handlers get `grace` to finish, then the intake (and its subscription) is torn down.
     const inbox = yield* Queue.unbounded<QueuedMessage>()
@@ -281,17 +289,21 @@ export const run = <E, R>(
       step: () => {}
     })
 
-    const intake = deliveries(queues, options, (messages) => {
-      for (const message of messages) unstarted.add(message)
-    }).pipe(
-      Stream.runForEachArray((messages) => {
-        Queue.offerAllUnsafe(inbox, messages)
-        queued += messages.length
-        if (queued < backlogLimit) return Effect.void
-        Latch.closeUnsafe(room)
-        return room.await
-      })
-    )
+    const admit = (messages: ReadonlyArray<QueuedMessage>) => {
+      // Claimed while stopping: hand it back and claim nothing more.
+      if (stopping) return Effect.andThen(releaseUnstarted, Effect.never)
+      Queue.offerAllUnsafe(inbox, messages)
+      queued += messages.length
+      if (queued < backlogLimit) return Effect.void
+      Latch.closeUnsafe(room)
+      return room.await
+    }
+    const intake = Effect.flatMap(
+      intakePaths(queues, options, (messages) => {
+        for (const message of messages) unstarted.add(message)
+      }),
+      (paths) => Effect.forEach(paths, Stream.runForEachArray(admit), { concurrency: "unbounded", discard: true })
+    ).pipe(Effect.scoped)
 
     const stop = (fibers: ReadonlyArray<Fiber.Fiber<unknown, unknown>>) =>
       Effect.gen(function*() {

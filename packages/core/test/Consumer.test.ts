@@ -1,0 +1,198 @@
+import { Consumer, InMemory, Messaging, Observability, QueueName } from "@conveyor/core"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber, Metric, Schedule, Stream } from "effect"
+import { TestClock } from "effect/testing"
+
+const q = QueueName.makeUnsafe("work")
+const long = { max: 100, visibilityTimeout: "30 seconds" } as const
+
+const setup = Effect.flatMap(Messaging.Messaging, (m) => Effect.as(m.ensureQueue(q), m))
+const settle = Effect.gen(function*() {
+  for (let i = 0; i < 20; i++) yield* Effect.yieldNow
+})
+
+describe("Consumer.run", () => {
+  it.effect("waits the backoff schedule between attempts", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      const attempts: Array<number> = []
+      const fiber = yield* Consumer.run([q], () =>
+        Effect.andThen(
+          Effect.clockWith((clock) => Effect.sync(() => attempts.push(clock.currentTimeMillisUnsafe()))),
+          Effect.fail("not yet")
+        ), { maxReceives: 3, retryBackoff: Schedule.exponential("10 seconds") }).pipe(Effect.forkChild)
+      yield* settle
+      yield* m.send(q, "job")
+      yield* settle
+      assert.strictEqual(attempts.length, 1)
+      yield* TestClock.adjust("9 seconds")
+      assert.strictEqual(attempts.length, 1, "not before the first delay")
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      assert.strictEqual(attempts.length, 2)
+      yield* TestClock.adjust("19 seconds")
+      assert.strictEqual(attempts.length, 2, "the second delay doubles")
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      assert.deepStrictEqual(attempts.map((t) => t - attempts[0]!), [0, 10_000, 30_000])
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual((yield* m.stats(q)).deadLettered, 1, "the third failure dead-letters")
+    }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("an exhausted backoff schedule dead-letters before maxReceives", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      let attempts = 0
+      const fiber = yield* Consumer.run([q], () => Effect.andThen(Effect.sync(() => attempts++), Effect.fail("no")), {
+        maxReceives: 100,
+        retryBackoff: Schedule.spaced("1 second").pipe(Schedule.upTo({ times: 1 }))
+      }).pipe(Effect.forkChild)
+      yield* settle
+      yield* m.send(q, "job")
+      yield* TestClock.adjust("1 minute")
+      yield* settle
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(attempts, 2)
+      assert.strictEqual((yield* m.stats(q)).deadLettered, 1)
+    }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("a handler that dies is retried like a failure and the consumer lives on", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      const seen: Array<unknown> = []
+      const fiber = yield* Consumer.run([q], (message) =>
+        Effect.suspend(() => {
+          seen.push(message.payload)
+          return message.payload === "boom" && message.receiveCount === 1 ? Effect.die("kaboom") : Effect.void
+        }), { retryBackoff: Schedule.spaced("1 second") }).pipe(Effect.forkChild)
+      yield* settle
+      yield* m.sendBatch(q, ["boom", "fine"])
+      yield* TestClock.adjust("2 seconds")
+      yield* settle
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual([...seen].sort(), ["boom", "boom", "fine"])
+      assert.strictEqual((yield* m.stats(q)).depth, 0)
+    }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("a message already past maxReceives is dead-lettered without running the handler", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      yield* m.send(q, "tired")
+      for (let i = 0; i < 3; i++) {
+        yield* m.receive(q, { max: 1, visibilityTimeout: "1 second" })
+        yield* TestClock.adjust("2 seconds")
+      }
+      let ran = 0
+      const fiber = yield* Consumer.run([q], () => Effect.sync(() => ran++), { maxReceives: 3 }).pipe(Effect.forkChild)
+      yield* settle
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(ran, 0)
+      assert.strictEqual((yield* m.stats(q)).deadLettered, 1)
+    }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("runs at most `concurrency` handlers and claims no further than its buffers", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      let running = 0
+      let peak = 0
+      let peakInFlight = 0
+      const fiber = yield* Consumer.run([q], () =>
+        Effect.gen(function*() {
+          peak = Math.max(peak, ++running)
+          peakInFlight = Math.max(peakInFlight, (yield* m.stats(q)).inFlight ?? 0)
+          yield* Effect.sleep("1 second")
+          running--
+        }), { concurrency: 3, batchSize: 4 }).pipe(Effect.forkChild)
+      yield* settle
+      yield* m.sendBatch(q, Array.from({ length: 60 }, (_, i) => i))
+      for (let i = 0; i < 25; i++) {
+        yield* TestClock.adjust("1 second")
+        yield* settle
+      }
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(peak, 3)
+      // concurrency + 3 × batchSize, as documented on Consumer.run.
+      assert.isAtMost(peakInFlight, 3 + 3 * 4)
+      assert.strictEqual((yield* m.stats(q)).depth, 0)
+    }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("shutdown returns unstarted claims at once and lets running handlers finish", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      const finished: Array<unknown> = []
+      const fiber = yield* Consumer.run([q], (message) =>
+        Effect.andThen(Effect.sleep("2 seconds"), Effect.sync(() => finished.push(message.payload))), {
+        concurrency: 2,
+        batchSize: 8,
+        visibilityTimeout: "10 minutes",
+        shutdownGrace: "5 seconds"
+      }).pipe(Effect.forkChild)
+      yield* settle
+      yield* m.sendBatch(q, Array.from({ length: 20 }, (_, i) => i))
+      yield* settle
+      assert.strictEqual((yield* m.stats(q)).inFlight, 20 - (yield* m.stats(q)).visible)
+      const stopping = yield* Effect.forkChild(Fiber.interrupt(fiber))
+      yield* settle
+      const during = yield* m.stats(q)
+      assert.strictEqual(during.inFlight, 2, "only the two running handlers still hold claims")
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(stopping)
+      assert.deepStrictEqual(finished, [0, 1])
+      const after = yield* m.stats(q)
+      assert.strictEqual(after.depth, 18)
+      assert.strictEqual(after.visible, 18)
+    }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("a handler that outlives the grace period is interrupted and its message returned", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      const fiber = yield* Consumer.run([q], () => Effect.sleep("1 hour"), {
+        visibilityTimeout: "10 minutes",
+        shutdownGrace: "1 second"
+      }).pipe(Effect.forkChild)
+      yield* settle
+      yield* m.send(q, "slow")
+      yield* settle
+      const stopping = yield* Effect.forkChild(Fiber.interrupt(fiber))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(stopping)
+      const [again] = yield* m.receive(q, long)
+      assert.strictEqual(again?.payload, "slow")
+    }).pipe(Effect.provide(InMemory.layer())))
+})
+
+describe("Consumer.stream", () => {
+  it.effect("PollingOnly claims on its schedule and drains full batches at once", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      const got: Array<unknown> = []
+      const fiber = yield* Consumer.stream([q], { mode: "PollingOnly", poll: Schedule.spaced("5 seconds"), batchSize: 4 }).pipe(
+        Stream.runForEach((message) => Effect.andThen(Effect.sync(() => got.push(message.payload)), m.ack(message.receipt))),
+        Effect.forkChild
+      )
+      yield* settle
+      yield* m.sendBatch(q, Array.from({ length: 10 }, (_, i) => i))
+      yield* TestClock.adjust("4 seconds")
+      yield* settle
+      assert.strictEqual(got.length, 0, "nothing before the next poll")
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      assert.deepStrictEqual(got, Array.from({ length: 10 }, (_, i) => i), "one poll drained three batches")
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("counts deliveries by path", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      const before = (yield* Metric.value(Observability.receivedOn("push"))).count
+      const fiber = yield* Consumer.stream([q]).pipe(
+        Stream.runForEach((message) => m.ack(message.receipt)),
+        Effect.forkChild
+      )
+      yield* settle
+      yield* m.sendBatch(q, [1, 2, 3])
+      yield* settle
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual((yield* Metric.value(Observability.receivedOn("push"))).count - before, 3)
+    }).pipe(Effect.provide(InMemory.layer())))
+})
