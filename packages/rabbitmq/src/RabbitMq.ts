@@ -63,8 +63,6 @@ const defaultHeartbeat = Duration.seconds(10)
 const defaultPrefetch = 32
 /** A delay queue is redeclared when its last declaration is older than this (see Topology). */
 const delayRedeclareMs = 60_000
-/** Connection attempts the `send`-like operations make through a reconnect. */
-const connectionRetries = 3
 
 export const capabilities: Messaging.Capabilities = {
   push: "message",
@@ -81,11 +79,6 @@ const attributes = (operation: string, queue?: string) => ({
   ...(queue === undefined ? {} : { "messaging.destination.name": queue })
 })
 
-const retryConnection = <A>(
-  effect: Effect.Effect<A, MessagingError.MessagingError>
-): Effect.Effect<A, MessagingError.MessagingError> =>
-  Effect.retry(effect, { while: (error) => error._tag === "ConnectionError", times: connectionRetries })
-
 export const make = (
   options: RabbitMqOptions
 ): Effect.Effect<Messaging.Messaging["Service"], MessagingError.ConnectionError, Scope.Scope> =>
@@ -93,6 +86,16 @@ export const make = (
     const defaultKind = options.queueKind ?? "classic"
     const maxBytes = options.maxPayloadBytes ?? Payload.defaultMaxBytes
     const reconnect = options.reconnect ?? defaultReconnect
+
+    /**
+     * Publishing and claiming ride out a reconnect: a ConnectionError is retried on the
+     * reconnect schedule (each attempt awaits the live link). Nothing extra when the first try works.
+     */
+    const retryConnection = <A>(effect: Effect.Effect<A, MessagingError.MessagingError>) =>
+      Effect.catch(effect, (error) =>
+        error._tag === "ConnectionError"
+          ? Effect.retry(effect, { schedule: reconnect, while: (e) => e._tag === "ConnectionError" })
+          : Effect.fail(error))
 
     /** Queues ensured through this layer, redeclared after every reconnect. */
     const ensured = new Map<QueueName.QueueName, Topology.QueueKind>()
@@ -143,10 +146,13 @@ export const make = (
     yield* Effect.addFinalizer(() => Effect.forEach(pullers.values(), (puller) => puller.close, { discard: true }))
 
     /** The routing key for a message due after `delay`: the queue, or its delay queue, declared when needed. */
-    const routeFor = (queue: QueueName.QueueName, delay: Duration.Input | undefined) =>
+    const routeFor = (queue: QueueName.QueueName, delay: Duration.Input | undefined): Effect.Effect<string, MessagingError.MessagingError> => {
+      const ms = delay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(delay))
+      return ms <= 0 ? Effect.succeed(queue) : routeDelayed(queue, ms)
+    }
+
+    const routeDelayed = (queue: QueueName.QueueName, ms: number) =>
       Effect.gen(function*() {
-        const ms = delay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(delay))
-        if (ms <= 0) return queue as string
         const delayMs = Topology.quantizeDelay(ms)
         const name = Topology.delayQueue(queue, delayMs)
         const known = delayQueues.get(queue) ?? new Map<string, number>()
@@ -311,10 +317,9 @@ export const make = (
         })
       )
 
-    const ack = Effect.fn("RabbitMq.ack")(function*(receipt: Message.Receipt) {
-      yield* Effect.annotateCurrentSpan(attributes("ack", receipt.queue))
-      yield* deliveries.ack(receipt)
-    })
+    // No span of its own: an ack is local bookkeeping plus one fire-and-forget frame, and a span
+    // would double its cost on the hottest path; it is traced inside its caller's span.
+    const ack = (receipt: Message.Receipt) => deliveries.ack(receipt)
 
     const nack = Effect.fn("RabbitMq.nack")(function*(receipt: Message.Receipt, opts?: Messaging.NackOptions) {
       yield* Effect.annotateCurrentSpan(attributes("nack", receipt.queue))
@@ -397,8 +402,8 @@ export const make = (
       sendBatch,
       receive,
       fetch: (queue, id, opts) => Effect.flatMap(QueueName.make(queue), (valid) => fetch(valid, id, opts)),
+      ack,
       // Once a delivery is taken from the table only its settlement can give it back: never cut it short.
-      ack: (receipt) => Effect.uninterruptible(ack(receipt)),
       nack: (receipt, opts) => Effect.uninterruptible(nack(receipt, opts)),
       extendVisibility,
       stats,

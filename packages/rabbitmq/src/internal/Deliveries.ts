@@ -67,29 +67,53 @@ export const make = (
       return { receipt: { provider, queue, messageId, token }, deadline }
     }
 
-    const find = (receipt: Message.Receipt): Effect.Effect<Delivery, MessagingError.MessagingError> => {
+    /** The held delivery, or why the receipt cannot settle anything. */
+    const lookup = (receipt: Message.Receipt): Delivery | MessagingError.MessagingError => {
       if (receipt.provider !== provider || !isToken(receipt.token)) {
-        return Effect.fail(
-          new MessagingError.ProviderError({
-            provider,
-            operation: "settle",
-            message: `A receipt from provider ${receipt.provider} cannot be settled by RabbitMQ`
-          })
-        )
+        return new MessagingError.ProviderError({
+          provider,
+          operation: "settle",
+          message: `A receipt from provider ${receipt.provider} cannot be settled by RabbitMQ`
+        })
       }
       const delivery = table.get(keyOf(receipt.token))
-      return delivery !== undefined && delivery.channel.open ? Effect.succeed(delivery) : Effect.fail(stale(receipt))
+      return delivery !== undefined && delivery.channel.open ? delivery : stale(receipt)
     }
+
+    const find = (receipt: Message.Receipt): Effect.Effect<Delivery, MessagingError.MessagingError> =>
+      Effect.suspend(() => {
+        const found = lookup(receipt)
+        return "key" in found ? Effect.succeed(found) : Effect.fail(found)
+      })
 
     /** Removes the delivery: from here on only the caller may settle it. */
     const take = (receipt: Message.Receipt) =>
       Effect.tap(find(receipt), (delivery) => Effect.sync(() => table.delete(delivery.key)))
 
-    /** Runs a fire-and-forget channel call; it throws only when the channel is gone. */
+    /**
+     * Takes the delivery and runs a fire-and-forget channel call on it, in one
+     * synchronous step; the call throws only when the channel is gone.
+     */
+    const settle = (receipt: Message.Receipt, f: (ch: amqp.Channel, message: amqp.Message) => void) =>
+      Effect.suspend((): Effect.Effect<void, MessagingError.MessagingError> => {
+        const found = lookup(receipt)
+        if (!("key" in found)) return Effect.fail(found)
+        table.delete(found.key)
+        try {
+          f(found.channel.raw, found.message)
+          found.channel.link.coalesce()
+          return Effect.void
+        } catch {
+          return Effect.fail(stale(receipt))
+        }
+      })
+
+    /** A channel call on a delivery already taken. */
     const onChannel = (delivery: Delivery, receipt: Message.Receipt, f: (ch: amqp.Channel) => void) =>
       Effect.suspend(() => {
         try {
           f(delivery.channel.raw)
+          delivery.channel.link.coalesce()
           return Effect.void
         } catch {
           return Effect.fail(stale(receipt))
@@ -138,19 +162,10 @@ export const make = (
       track,
       take,
       replace,
-      ack: (receipt: Message.Receipt) =>
-        Effect.flatMap(take(receipt), (delivery) => onChannel(delivery, receipt, (ch) => ch.ack(delivery.message))),
+      ack: (receipt: Message.Receipt) => settle(receipt, (ch, message) => ch.ack(message)),
       /** Back to the broker as it is, e.g. a claim its caller never saw. */
-      release: (receipt: Message.Receipt) =>
-        Effect.flatMap(
-          take(receipt),
-          (delivery) => onChannel(delivery, receipt, (ch) => ch.nack(delivery.message, false, true))
-        ),
-      deadLetter: (receipt: Message.Receipt) =>
-        Effect.flatMap(
-          take(receipt),
-          (delivery) => onChannel(delivery, receipt, (ch) => ch.nack(delivery.message, false, false))
-        ),
+      release: (receipt: Message.Receipt) => settle(receipt, (ch, message) => ch.nack(message, false, true)),
+      deadLetter: (receipt: Message.Receipt) => settle(receipt, (ch, message) => ch.nack(message, false, false)),
       extend: (receipt: Message.Receipt, visibilityMs: number) =>
         Effect.map(find(receipt), (delivery) => {
           delivery.deadline = Date.now() + visibilityMs

@@ -20,6 +20,8 @@ export interface Link {
   readonly model: amqp.ChannelModel
   readonly closed: Deferred.Deferred<string>
   alive: boolean
+  /** Holds this turn's frames (acks, publishes) back and sends them in one write at the next turn. */
+  readonly coalesce: () => void
 }
 
 /** A socket that has not finished the AMQP handshake after this long is given up. */
@@ -59,8 +61,37 @@ const withHeartbeat = (url: string, heartbeat: Duration.Duration): string => {
   return parsed.toString()
 }
 
+/**
+ * With noDelay every frame amqplib writes is its own TCP segment; a burst of
+ * acks made in one event-loop turn would cost the broker one packet each.
+ * Corking the socket until the next turn (amqplib flushes its frames on
+ * setImmediate, queued before ours) sends the burst as one write.
+ */
+const coalescer = (model: amqp.ChannelModel) => {
+  const socket = (model.connection as unknown as { readonly stream?: { cork?: () => void; uncork?: () => void } }).stream
+  if (socket?.cork === undefined || socket.uncork === undefined) return () => {}
+  let corked = false
+  const release = () => {
+    corked = false
+    socket.uncork!()
+  }
+  return () => {
+    if (corked) return
+    corked = true
+    socket.cork!()
+    // amqplib's own flush is queued on a later setImmediate than this call's: release after it.
+    setImmediate(() => setImmediate(release))
+  }
+}
+
 const attach = (model: amqp.ChannelModel): Link => {
-  const link: Link = { id: ++nextLinkId, model, closed: Deferred.makeUnsafe<string>(), alive: true }
+  const link: Link = {
+    id: ++nextLinkId,
+    model,
+    closed: Deferred.makeUnsafe<string>(),
+    alive: true,
+    coalesce: coalescer(model)
+  }
   // Without an "error" listener an EventEmitter throws; the close that follows carries the reason.
   model.on("error", () => {})
   model.on("close", (err?: Error) => {

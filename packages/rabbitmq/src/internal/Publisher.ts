@@ -35,9 +35,9 @@ export const make = (connection: Connection) => {
         })
       })))
 
-  const write = (ch: amqp.ConfirmChannel, batch: ReadonlyArray<Outgoing>) =>
+  const write = (ch: Channel.Channel<amqp.ConfirmChannel>, batch: ReadonlyArray<Outgoing>) =>
     Effect.callback<void, MessagingError.MessagingError>((resume) => {
-      const counts = returned.get(ch)!
+      const counts = returned.get(ch.raw)!
       let pending = batch.length
       let failure: MessagingError.MessagingError | undefined
       const settle = (error: MessagingError.MessagingError | undefined) => {
@@ -46,7 +46,7 @@ export const make = (connection: Connection) => {
       }
       for (const item of batch) {
         try {
-          ch.sendToQueue(item.routingKey, item.body, item.options, (err) => {
+          ch.raw.sendToQueue(item.routingKey, item.body, item.options, (err) => {
             const id = item.options.messageId
             const bounced = counts.get(id) ?? 0
             if (bounced > 0) {
@@ -60,12 +60,13 @@ export const make = (connection: Connection) => {
           settle(fromAmqp("publish", item.queue)(err))
         }
       }
+      ch.link.coalesce()
     })
 
   return {
     /** Publishes every item and waits for all their confirms. */
     publish: (batch: ReadonlyArray<Outgoing>): Effect.Effect<void, MessagingError.MessagingError> =>
-      batch.length === 0 ? Effect.void : Effect.flatMap(channel.get, (ch) => write(ch.raw, batch))
+      batch.length === 0 ? Effect.void : Effect.flatMap(channel.get, (ch) => write(ch, batch))
   }
 }
 
