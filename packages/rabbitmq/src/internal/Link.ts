@@ -79,8 +79,9 @@ const coalescer = (model: amqp.ChannelModel) => {
     if (corked) return
     corked = true
     socket.cork!()
-    // amqplib's own flush is queued on a later setImmediate than this call's: release after it.
-    setImmediate(() => setImmediate(release))
+    // amqplib queues its flush (a setImmediate) from a nextTick after the write that
+    // preceded this call; queueing ours from a later nextTick releases right after that flush.
+    process.nextTick(() => setImmediate(release))
   }
 }
 
