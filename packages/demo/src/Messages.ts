@@ -1,10 +1,9 @@
 /**
- * The demo's typed payloads. Senders encode with the Schema; consumers decode,
- * and a payload that does not decode is a `DecodeError`, which `Consumer.run`
- * dead-letters instead of retrying.
+ * The demo's typed payloads, one Schema per queue kind. `MessageClient`
+ * encodes them on send and decodes them on consumption; a payload that does
+ * not decode is a `DecodeError`, dead-lettered instead of retried.
  */
-import { type Message, MessagingError } from "@conveyor/core"
-import { Effect, Schema } from "effect"
+import { Schema } from "effect"
 import { stepNames } from "./Workflow.ts"
 
 const StepName = Schema.Literals(stepNames)
@@ -29,18 +28,3 @@ export const StepResult = Schema.Struct({
   step: StepName,
   output: Schema.Number
 })
-
-export const decode = <A>(schema: Schema.Codec<A, unknown>) => (message: Message.QueuedMessage) =>
-  Schema.decodeUnknownEffect(schema)(message.payload).pipe(
-    Effect.mapError((error) =>
-      new MessagingError.DecodeError({
-        queue: message.queue,
-        messageId: message.id,
-        message: `Message ${message.id} on ${message.queue} is not a valid payload: ${error.message}`
-      })
-    )
-  )
-
-export const encode = <A>(schema: Schema.Codec<A, unknown>) => (value: A): Effect.Effect<Message.Json> =>
-  // The schemas above only hold JSON values, and a typed value always encodes.
-  Effect.orDie(Schema.encodeEffect(schema)(value)) as Effect.Effect<Message.Json>

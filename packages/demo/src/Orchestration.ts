@@ -9,10 +9,9 @@
  * Workflow state lives in this process (a real orchestrator would keep it in
  * its database); delivery is at-least-once, so a repeated result is ignored.
  */
-import { Consumer, Messaging, type MessagingError, type QueueName } from "@conveyor/core"
-import { Clock, Deferred, Effect, type Schema } from "effect"
-import { decode, encode, StepDispatch, StepResult, TaskRequest } from "./Messages.ts"
-import * as Queues from "./Queues.ts"
+import { MessageClient, Messaging, type MessagingError, QueueRouter } from "@conveyor/core"
+import { Clock, Deferred, Effect } from "effect"
+import { StepDispatch, StepResult, TaskRequest } from "./Messages.ts"
 import * as Workflow from "./Workflow.ts"
 
 export interface Options {
@@ -43,9 +42,8 @@ export interface Report {
   readonly messages: number
 }
 
-/** Handler concurrency of each worker and of the orchestrator. */
-const handlerConcurrency = 32
-const batchSize = 64
+/** Each worker's and the orchestrator's consumer: handlers at once, messages claimed per batch. */
+const runOptions = { concurrency: 32, batchSize: 64 }
 
 interface Running {
   readonly input: number
@@ -63,23 +61,26 @@ export const run = (
 ): Effect.Effect<Report, MessagingError.MessagingError, Messaging.Messaging> =>
   Effect.scoped(Effect.gen(function*() {
     const messaging = yield* Messaging.Messaging
+    const router = QueueRouter.make()
+    const taskRequests = MessageClient.make(router.taskRequests, TaskRequest)
+    const stepResults = MessageClient.make(router.stepResults, StepResult)
+    const workers = new Map(yield* Effect.forEach(Workflow.namespaces, (namespace) =>
+      Effect.map(router.worker(namespace), (queue) => [namespace, MessageClient.make(queue, StepDispatch)] as const)))
     const running = new Map<string, Running>()
 
-    const send = <A>(queue: QueueName.QueueName, schema: Schema.Codec<A, unknown>, value: A) =>
-      Effect.flatMap(encode(schema)(value), (payload) => messaging.send(queue, payload)).pipe(
-        Effect.tap(() => Effect.sync(() => progress.sent++))
-      )
+    const counted = <A, E, R>(send: Effect.Effect<A, E, R>) =>
+      Effect.tap(send, () => Effect.sync(() => progress.sent++))
 
     const dispatch = (workflowId: string, workflow: Running, step: Workflow.Step) => {
       workflow.dispatched.add(step.name)
       const dependencies: Record<string, number> = {}
       for (const name of step.dependsOn) dependencies[name] = workflow.outputs[name]!
-      return send(Queues.worker(step.namespace), StepDispatch, {
+      return counted(workers.get(step.namespace)!.send({
         workflowId,
         step: step.name,
         input: workflow.input,
         dependencies
-      })
+      }))
     }
 
     const onTaskRequest = Effect.fn("Orchestrator.taskRequest")(function*(request: typeof TaskRequest.Type) {
@@ -114,26 +115,18 @@ export const run = (
 
     const onStep = Effect.fn("Worker.step")(function*(dispatched: typeof StepDispatch.Type) {
       const output = Workflow.execute(dispatched.step, dispatched.input, dispatched.dependencies)
-      yield* send(Queues.stepResults, StepResult, { workflowId: dispatched.workflowId, step: dispatched.step, output })
+      yield* counted(stepResults.send({ workflowId: dispatched.workflowId, step: dispatched.step, output }))
     })
 
-    const consume = <A>(
-      queue: QueueName.QueueName,
-      schema: Schema.Codec<A, unknown>,
-      handle: (value: A) => Effect.Effect<void, MessagingError.MessagingError>
-    ) =>
-      Consumer.run([queue], (message) => Effect.flatMap(decode(schema)(message), handle), {
-        concurrency: handlerConcurrency,
-        batchSize
-      }).pipe(Effect.forkScoped)
+    const consumers = [taskRequests.run(onTaskRequest, runOptions), stepResults.run(onStepResult, runOptions)]
+    for (const worker of workers.values()) consumers.push(worker.run(onStep, runOptions))
 
     // Start clean: on a persistent provider an earlier, interrupted run may have left messages.
-    yield* Effect.forEach(Queues.all, (queue) => Effect.andThen(messaging.ensureQueue(queue), () => messaging.purgeQueue(queue)), {
+    const queues = [taskRequests.queue, stepResults.queue, ...[...workers.values()].map((worker) => worker.queue)]
+    yield* Effect.forEach(queues, (queue) => Effect.andThen(messaging.ensureQueue(queue), () => messaging.purgeQueue(queue)), {
       discard: true
     })
-    yield* consume(Queues.taskRequests, TaskRequest, onTaskRequest)
-    yield* consume(Queues.stepResults, StepResult, onStepResult)
-    for (const namespace of Workflow.namespaces) yield* consume(Queues.worker(namespace), StepDispatch, onStep)
+    yield* Effect.forEach(consumers, (consumer) => Effect.forkScoped(consumer), { discard: true })
 
     const runId = Date.now().toString(36)
     const runOne = (index: number) =>
@@ -148,7 +141,7 @@ export const run = (
         }
         running.set(workflowId, workflow)
         progress.started++
-        yield* send(Queues.taskRequests, TaskRequest, { workflowId, input: index })
+        yield* counted(taskRequests.send({ workflowId, input: index }))
         const outcome = yield* Deferred.await(workflow.done)
         running.delete(workflowId)
         progress.completed++
