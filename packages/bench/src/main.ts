@@ -10,11 +10,13 @@ import { mkdir, writeFile } from "node:fs/promises"
 import os from "node:os"
 import * as Memory from "./memory.ts"
 import * as Pgmq from "./pgmq.ts"
+import * as RabbitMq from "./rabbitmq.ts"
 import type { Row } from "./Report.ts"
 
 const suites = {
   memory: Memory.run,
-  pgmq: Pgmq.run
+  pgmq: Pgmq.run,
+  rabbitmq: RabbitMq.run
 } satisfies Record<string, Effect.Effect<ReadonlyArray<Row>, unknown>>
 
 type SuiteName = keyof typeof suites
