@@ -19,6 +19,7 @@ import {
   Message,
   Messaging,
   MessagingError,
+  Observability,
   Payload,
   QueueName
 } from "@conveyor/core"
@@ -72,12 +73,6 @@ export const capabilities: Messaging.Capabilities = {
   delayedDelivery: true,
   deadLetter: true
 }
-
-const attributes = (operation: string, queue?: string) => ({
-  "messaging.system": "rabbitmq",
-  "messaging.operation": operation,
-  ...(queue === undefined ? {} : { "messaging.destination.name": queue })
-})
 
 export const make = (
   options: RabbitMqOptions
@@ -181,17 +176,15 @@ export const make = (
       options: Codec.publishOptions(crypto.randomUUID(), headers, Date.now(), 0)
     })
 
-    const ensureQueue = Effect.fn("RabbitMq.ensureQueue")(function*(name: QueueName.QueueName, opts?: Messaging.QueueOptions) {
+    const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, opts?: Messaging.QueueOptions) {
       const queue = yield* QueueName.make(name)
-      yield* Effect.annotateCurrentSpan(attributes("create", queue))
       const kind = opts?.kind ?? defaultKind
       yield* management.run("queue.declare", queue, (ch) => Management.declareQueue(ch, queue, kind))
       ensured.set(queue, kind)
     })
 
-    const deleteQueue = Effect.fn("RabbitMq.deleteQueue")(function*(name: QueueName.QueueName) {
+    const deleteQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
       const queue = yield* QueueName.make(name)
-      yield* Effect.annotateCurrentSpan(attributes("delete", queue))
       const delays = knownDelayQueues(queue)
       yield* management.run("queue.delete", queue, async (ch) => {
         await ch.deleteQueue(queue)
@@ -207,9 +200,8 @@ export const make = (
       if (puller !== undefined) yield* puller.close
     })
 
-    const queueExists = Effect.fn("RabbitMq.queueExists")(function*(name: QueueName.QueueName) {
+    const queueExists = Effect.fnUntraced(function*(name: QueueName.QueueName) {
       const queue = yield* QueueName.make(name)
-      yield* Effect.annotateCurrentSpan(attributes("check", queue))
       return (yield* management.check(queue)) !== undefined
     })
 
@@ -220,11 +212,10 @@ export const make = (
         else ensured.delete(queue)
       }
       return found.sort()
-    }).pipe(Effect.withSpan("RabbitMq.listQueues", { attributes: attributes("list") }))
+    })
 
-    const purgeQueue = Effect.fn("RabbitMq.purgeQueue")(function*(name: QueueName.QueueName) {
+    const purgeQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
       const queue = yield* QueueName.make(name)
-      yield* Effect.annotateCurrentSpan(attributes("purge", queue))
       const delays = knownDelayQueues(queue)
       let removed = (yield* management.run("queue.purge", queue, (ch) => ch.purgeQueue(queue))).messageCount
       for (const delayQueue of delays) {
@@ -234,13 +225,12 @@ export const make = (
       return removed
     })
 
-    const send = Effect.fn("RabbitMq.send")(function*(
+    const send = Effect.fnUntraced(function*(
       name: QueueName.QueueName,
       payload: Message.Json,
       opts?: Messaging.SendOptions
     ) {
       const queue = yield* QueueName.make(name)
-      yield* Effect.annotateCurrentSpan(attributes("send", queue))
       const text = yield* Payload.encode(queue, payload, maxBytes)
       const routingKey = yield* routeFor(queue, opts?.delay)
       const message = outgoing(queue, routingKey, text, opts?.headers ?? {})
@@ -248,13 +238,12 @@ export const make = (
       return message.options.messageId
     })
 
-    const sendBatch = Effect.fn("RabbitMq.sendBatch")(function*(
+    const sendBatch = Effect.fnUntraced(function*(
       name: QueueName.QueueName,
       payloads: ReadonlyArray<Message.Json>,
       opts?: Messaging.SendOptions
     ) {
       const queue = yield* QueueName.make(name)
-      yield* Effect.annotateCurrentSpan(attributes("send", queue))
       const texts = yield* Effect.forEach(payloads, (payload) => Payload.encode(queue, payload, maxBytes))
       if (texts.length === 0) return []
       const routingKey = yield* routeFor(queue, opts?.delay)
@@ -263,9 +252,8 @@ export const make = (
       return messages.map((message) => message.options.messageId)
     })
 
-    const receive = Effect.fn("RabbitMq.receive")(function*(name: QueueName.QueueName, opts: Messaging.ReceiveOptions) {
+    const receive = Effect.fnUntraced(function*(name: QueueName.QueueName, opts: Messaging.ReceiveOptions) {
       const queue = yield* QueueName.make(name)
-      yield* Effect.annotateCurrentSpan(attributes("receive", queue))
       const visibilityMs = Duration.toMillis(Duration.fromInputUnsafe(opts.visibilityTimeout))
       const max = Math.max(1, Math.floor(opts.max ?? 1))
       const claimOnce = Effect.suspend(() => {
@@ -317,12 +305,7 @@ export const make = (
         })
       )
 
-    // No span of its own: an ack is local bookkeeping plus one fire-and-forget frame, and a span
-    // would double its cost on the hottest path; it is traced inside its caller's span.
-    const ack = (receipt: Message.Receipt) => deliveries.ack(receipt)
-
-    const nack = Effect.fn("RabbitMq.nack")(function*(receipt: Message.Receipt, opts?: Messaging.NackOptions) {
-      yield* Effect.annotateCurrentSpan(attributes("nack", receipt.queue))
+    const nack = Effect.fnUntraced(function*(receipt: Message.Receipt, opts?: Messaging.NackOptions) {
       if (opts?.requeue === false) return yield* deliveries.deadLetter(receipt)
       const delivery = yield* deliveries.take(receipt)
       const routingKey = yield* routeFor(delivery.queue, opts?.delay).pipe(
@@ -336,17 +319,15 @@ export const make = (
       yield* deliveries.replace(delivery, publisher.publish([copyOf(delivery, routingKey)]))
     })
 
-    const extendVisibility = Effect.fn("RabbitMq.extendVisibility")(function*(
+    const extendVisibility = Effect.fnUntraced(function*(
       receipt: Message.Receipt,
       duration: Duration.Input
     ) {
-      yield* Effect.annotateCurrentSpan(attributes("extend", receipt.queue))
       yield* deliveries.extend(receipt, Duration.toMillis(Duration.fromInputUnsafe(duration)))
     })
 
-    const stats = Effect.fn("RabbitMq.stats")(function*(name: QueueName.QueueName) {
+    const stats = Effect.fnUntraced(function*(name: QueueName.QueueName) {
       const queue = yield* QueueName.make(name)
-      yield* Effect.annotateCurrentSpan(attributes("stats", queue))
       const main = yield* management.check(queue)
       if (main === undefined) return yield* Effect.fail(queueNotFound(queue))
       let delayed = 0
@@ -379,7 +360,7 @@ export const make = (
       return probe._tag === "Success"
         ? { provider, healthy: true, latencyMs, push }
         : { provider, healthy: false, latencyMs, push, detail: probe.failure.message }
-    }).pipe(Effect.withSpan("RabbitMq.healthCheck", { attributes: attributes("health") }))
+    })
 
     const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, opts: Messaging.SubscribeOptions) =>
       Stream.unwrap(
@@ -388,9 +369,10 @@ export const make = (
           (valid) =>
             Subscription.subscribe({ connection, deliveries, reconnect, defaultPrefetch: options.prefetch ?? defaultPrefetch }, valid, opts)
         )
-      ).pipe(Stream.withSpan("RabbitMq.subscribe", { attributes: { ...attributes("subscribe"), "messaging.destination.name": queues.join(",") } }))
+      )
 
-    return Messaging.Messaging.of({
+    // Spans (OpenTelemetry messaging attributes) and metrics, the same for every provider.
+    return Messaging.Messaging.of(Observability.instrument({
       provider,
       capabilities,
       ensureQueue,
@@ -402,7 +384,7 @@ export const make = (
       sendBatch,
       receive,
       fetch: (queue, id, opts) => Effect.flatMap(QueueName.make(queue), (valid) => fetch(valid, id, opts)),
-      ack,
+      ack: deliveries.ack,
       // Once a delivery is taken from the table only its settlement can give it back: never cut it short.
       nack: (receipt, opts) => Effect.uninterruptible(nack(receipt, opts)),
       extendVisibility,
@@ -410,7 +392,7 @@ export const make = (
       healthCheck,
       subscribe,
       pushHealth: SubscriptionRef.changes(connection.health)
-    })
+    }))
   })
 
 export const layer = (options: RabbitMqOptions): Layer.Layer<Messaging.Messaging, MessagingError.ConnectionError> =>
