@@ -16,13 +16,14 @@
  * A queue of yours named like one of these derived names (`x_dlq`, `x_delay_100`)
  * collides with the topology of `x`; pick names that do not end that way.
  */
-import type { QueueName } from "@conveyor/core"
+import { QueueName } from "@conveyor/core"
 
 export type QueueKind = "classic" | "quorum"
 
 export const deadLetterExchange = (queue: QueueName.QueueName): string => `${queue}_dlx`
 
-export const deadLetterQueue = (queue: QueueName.QueueName): string => `${queue}_dlq`
+/** The same name core gives it (`QueueName.deadLetter`), so `receive` reads it like any queue. */
+export const deadLetterQueue: (queue: QueueName.QueueName) => QueueName.QueueName = QueueName.deadLetter
 
 export const delayQueue = (queue: QueueName.QueueName, delayMs: number): string => `${queue}_delay_${delayMs}`
 

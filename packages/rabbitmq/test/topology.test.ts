@@ -42,7 +42,7 @@ describe("Topology", () => {
         if (got) ch.reject(got, false)
         await new Promise((resolve) => setTimeout(resolve, 50))
       })
-      const [dead] = yield* m.receive(Topology.deadLetterQueue(q) as never, long)
+      const [dead] = yield* m.receive(Topology.deadLetterQueue(q), long)
       assert.strictEqual(dead?.payload, "raw")
       yield* m.send(q, 1, { delay: "5 seconds" })
       const delayQueue = Topology.delayQueue(q, 5000)
