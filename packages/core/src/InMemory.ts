@@ -54,12 +54,13 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       Deferred.doneUnsafe(previous, Effect.void)
     }
 
-    const lookup = (queue: QueueName.QueueName): Effect.Effect<MemoryQueue, QueueNotFound> => {
-      const found = queues.get(queue)
-      return found === undefined
-        ? Effect.fail(new QueueNotFound({ queue, message: `Queue ${queue} does not exist` }))
-        : Effect.succeed(found)
-    }
+    const lookup = (queue: QueueName.QueueName): Effect.Effect<MemoryQueue, QueueNotFound> =>
+      Effect.suspend(() => {
+        const found = queues.get(queue)
+        return found === undefined
+          ? Effect.fail(new QueueNotFound({ queue, message: `Queue ${queue} does not exist` }))
+          : Effect.succeed(found)
+      })
 
     const toMessage = (queue: QueueName.QueueName, entry: Entry): QueuedMessage => {
       const id = String(entry.seq)

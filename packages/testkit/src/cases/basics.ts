@@ -21,6 +21,20 @@ export const basics = ({ test, options }: Context) => {
       assert.isFalse(yield* m.queueExists(q))
     }))
 
+  test("operations are descriptions: nothing happens until the effect runs", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const [q] = yield* freshQueues(1)
+      const later = QueueName.makeUnsafe(`${q}_later`)
+      const sendLater = m.send(later, "hello")
+      const purgeLater = m.purgeQueue(later)
+      assert.isFalse(yield* m.queueExists(later), "building the effects created nothing")
+      yield* m.ensureQueue(later)
+      yield* Effect.addFinalizer(() => Effect.ignore(m.deleteQueue(later)))
+      yield* sendLater
+      assert.strictEqual(yield* purgeLater, 1)
+    }))
+
   test("round trip keeps payload and headers; receiveCount starts at 1", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
