@@ -27,7 +27,7 @@ const publishWindow = 64
 const publishMessages = 4_000
 const drainMessages = 6_000
 /** Each throughput is measured this many times, ours and raw alternating; the median is reported. */
-const rounds = 3
+const rounds = 5
 /** A drain that has not finished by then is reported at the rate it reached (and flagged on stderr). */
 const drainLimit = "20 seconds"
 const latencySamples = 300
