@@ -126,13 +126,19 @@ const intakePaths = (
         Stream.flattenArray
       )
 
-    // Catch-up: notifications sent while push was down are lost, so sweep on reconnect.
+    // A provider whose push delivers whole messages and misses none (AMQP consume) hands its
+    // backlog to a new or resumed subscription. Any other announces new messages alone, so
+    // the consumer must sweep: at start (messages sent before were never announced) and
+    // after a reconnect (those sent during the gap were lost).
+    const pushCoversBacklog = messaging.capabilities.push === "message" && !messaging.capabilities.requiresFallbackPolling
+    const catchUp = mode === "PollingOnly" || !pushCoversBacklog ? Stream.fromIterable(sweepAll()) : Stream.empty
+
     const healthSignals = mode === "PollingOnly"
       ? Stream.empty
       : messaging.pushHealth.pipe(
         Stream.tap((state) => Effect.sync(() => health = state._tag)),
         Stream.filter((state) => state._tag === "Reconnected"),
-        Stream.flatMap(() => Stream.fromIterable(sweepAll()))
+        Stream.flatMap(() => catchUp)
       )
 
     // Ticks at the fast cadence; a healthy Hybrid consumer only acts once per fallback period.
@@ -145,8 +151,7 @@ const intakePaths = (
     )
 
     const signals = Stream.mergeAll([
-      // Messages sent before we started were never announced: start with a sweep.
-      Stream.fromIterable(sweepAll()),
+      catchUp,
       healthSignals,
       poll,
       Stream.fromQueue(followUps)
@@ -216,7 +221,15 @@ export const run = <E, R>(
           Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.message}`)
         )
       )
-    const requeueNow = (message: QueuedMessage) => settleQuietly(message, messaging.nack(message.receipt))
+    // Returning a claim the provider already took back (its channel closed at shutdown) is
+    // the expected outcome, not a problem worth a warning.
+    const requeueNow = (message: QueuedMessage) =>
+      settleQuietly(
+        message,
+        messaging.nack(message.receipt).pipe(
+          Effect.catchTag("StaleReceipt", (stale) => Effect.logDebug(`Already returned: ${stale.message}`))
+        )
+      )
     const deadLetter = (message: QueuedMessage) =>
       settleQuietly(message, messaging.nack(message.receipt, { requeue: false }))
 

@@ -16,8 +16,12 @@ interface Heard {
   readonly bytes: number
 }
 
-/** A raw LISTEN on `channels`; everything heard lands in the returned queue. */
-const listenRaw = (url: string, channels: ReadonlyArray<string>) =>
+/**
+ * A raw LISTEN on `channels`; what is heard about `queue` lands in the returned
+ * queue. The channels are shared with every other test on the database, so
+ * notifications about other queues are left out.
+ */
+const listenRaw = (url: string, channels: ReadonlyArray<string>, queue: string) =>
   Effect.gen(function*() {
     // Pinned once: every listen then shares the one session.
     const connection = yield* Effect.flatMap(PgConnection.make({ url: Redacted.make(url) }), (c) => c.pin)
@@ -25,13 +29,13 @@ const listenRaw = (url: string, channels: ReadonlyArray<string>) =>
     for (const channel of channels) {
       const notifications = yield* connection.listen(channel)
       yield* Stream.fromQueue(notifications).pipe(
-        Stream.runForEach((n) =>
-          Queue.offer(heard, {
-            channel: n.channel,
-            json: JSON.parse(n.payload) as Record<string, unknown>,
-            bytes: Buffer.byteLength(n.payload, "utf8")
-          })
-        ),
+        Stream.map((n) => ({
+          channel: n.channel,
+          json: JSON.parse(n.payload) as Record<string, unknown>,
+          bytes: Buffer.byteLength(n.payload, "utf8")
+        })),
+        Stream.filter((heardOne) => heardOne.json["queue_name"] === queue),
+        Stream.runForEach((heardOne) => Queue.offer(heard, heardOne)),
         Effect.forkScoped
       )
     }
@@ -61,7 +65,7 @@ describe("notify triggers", () => {
       yield* installedDefaults
       const queue = `${uniqueQueue("nt")}_queue`
       const namespace = queue.slice(0, -"_queue".length)
-      const heard = yield* listenRaw(baseUrl, [`pgmq_message_ready.${namespace}`, "pgmq_message_ready", "pgmq_queue_created"])
+      const heard = yield* listenRaw(baseUrl, [`pgmq_message_ready.${namespace}`, "pgmq_message_ready", "pgmq_queue_created"], queue)
       yield* withSql(baseUrl, Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         yield* sql`SELECT pgmq."create"(${queue}::text)`
@@ -92,7 +96,7 @@ describe("notify triggers", () => {
     Effect.gen(function*() {
       yield* installedDefaults
       const queue = uniqueQueue("nt")
-      const heard = yield* listenRaw(baseUrl, ["pgmq_message_ready.default"])
+      const heard = yield* listenRaw(baseUrl, ["pgmq_message_ready.default"], queue)
       yield* withSql(baseUrl, Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         yield* sql`SELECT pgmq."create"(${queue}::text)`
@@ -112,7 +116,7 @@ describe("notify triggers", () => {
     Effect.gen(function*() {
       yield* installedDefaults
       const queue = uniqueQueue("nt")
-      const heard = yield* listenRaw(baseUrl, ["pgmq_message_ready.default"])
+      const heard = yield* listenRaw(baseUrl, ["pgmq_message_ready.default"], queue)
       yield* withSql(baseUrl, Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         yield* sql`SELECT pgmq."create"(${queue}::text)`
@@ -136,7 +140,7 @@ describe("notify triggers", () => {
     Effect.gen(function*() {
       yield* installedDefaults
       const queue = uniqueQueue("nt")
-      const heard = yield* listenRaw(baseUrl, ["pgmq_message_ready.default"])
+      const heard = yield* listenRaw(baseUrl, ["pgmq_message_ready.default"], queue)
       yield* withSql(baseUrl, Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         yield* sql`SELECT pgmq."create"(${queue}::text)`
@@ -154,7 +158,7 @@ describe("notify triggers", () => {
     Effect.gen(function*() {
       yield* installedDefaults
       const queue = uniqueQueue("nt")
-      const heard = yield* listenRaw(baseUrl, ["pgmq_message_ready.default"])
+      const heard = yield* listenRaw(baseUrl, ["pgmq_message_ready.default"], queue)
       yield* withSql(baseUrl, Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         // Created after the install, by plain SQL, not by Conveyor.
@@ -179,7 +183,7 @@ describe("notify triggers", () => {
         notifyMaxBytes: 512
       })
       yield* withSql(url, PgmqInstaller.install(config)).pipe(Effect.orDie)
-      const heard = yield* listenRaw(url, ["app.pgmq_message_ready.billing", "app.pgmq_queue_created"])
+      const heard = yield* listenRaw(url, ["app.pgmq_message_ready.billing", "app.pgmq_queue_created"], "x_billing_jobs")
       yield* withSql(url, Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         yield* sql`SELECT pgmq."create"('x_billing_jobs')`
