@@ -5,10 +5,11 @@
  */
 import { Consumer, Messaging, type MessageNotification, type QueueName } from "@conveyor/core"
 import { Pgmq, PgmqListener } from "@conveyor/pgmq"
+import { TcpProxy } from "@conveyor/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Layer, Option, Redacted, Schedule, Stream } from "effect"
 import { SqlClient } from "effect/sql"
-import { baseUrl, fastReconnect, makeProxy, testLayer, uniqueQueue } from "./support.ts"
+import { baseUrl, fastReconnect, testLayer, uniqueQueue } from "./support.ts"
 
 const queueFor = Effect.gen(function*() {
   const m = yield* Messaging.Messaging
@@ -68,8 +69,7 @@ describe("faults", () => {
 
   it.live("a Hybrid consumer whose push is dead keeps delivering by poll within the poll period", () =>
     Effect.gen(function*() {
-      const proxy = makeProxy()
-      yield* proxy.start
+      const proxy = yield* TcpProxy.make(baseUrl)
       const fallback = Duration.seconds(1)
       yield* Effect.gen(function*() {
         const m = yield* Messaging.Messaging
@@ -79,7 +79,7 @@ describe("faults", () => {
         const handled = new Map<string, number>()
         yield* consume(queue, handled)
         // The listener's path to PostgreSQL goes away and stays away.
-        yield* proxy.stop
+        yield* proxy.down
         yield* waitFor("push is reported degraded", () => states.includes("Degraded"), "3 seconds")
         const sentAt = new Map<string, number>()
         for (let i = 0; i < 20; i++) {
@@ -96,7 +96,7 @@ describe("faults", () => {
         Effect.provide(
           Pgmq.layer({
             url: Redacted.make(baseUrl),
-            listenUrl: Redacted.make(proxy.url()),
+            listenUrl: Redacted.make(proxy.url),
             reconnect: fastReconnect,
             fallbackPollingInterval: fallback
           }).pipe(Layer.fresh)
@@ -106,13 +106,12 @@ describe("faults", () => {
 
   it.live("PostgreSQL unreachable at start: ConnectionError once the retry schedule ends", () =>
     Effect.gen(function*() {
-      const proxy = makeProxy()
-      yield* proxy.start
-      yield* proxy.stop // a port nobody answers on
+      const proxy = yield* TcpProxy.make(baseUrl)
+      yield* proxy.down // a port nobody answers on
       const attempts = 5
       const startedAt = Date.now()
       const error = yield* Effect.flip(Effect.scoped(Layer.build(Pgmq.layer({
-        url: Redacted.make(proxy.url()),
+        url: Redacted.make(proxy.url),
         reconnect: Schedule.spaced("100 millis").pipe(Schedule.upTo({ times: attempts }))
       }))))
       const elapsed = Date.now() - startedAt
@@ -123,11 +122,10 @@ describe("faults", () => {
 
   it.live("PostgreSQL unreachable at start, then back: the layer starts and works", () =>
     Effect.gen(function*() {
-      const proxy = makeProxy()
-      yield* proxy.start
-      yield* proxy.stop
+      const proxy = yield* TcpProxy.make(baseUrl)
+      yield* proxy.down
       const building = yield* Effect.forkChild(Effect.scoped(Effect.gen(function*() {
-        const context = yield* Layer.build(Pgmq.layer({ url: Redacted.make(proxy.url()), reconnect: fastReconnect }))
+        const context = yield* Layer.build(Pgmq.layer({ url: Redacted.make(proxy.url), reconnect: fastReconnect }))
         const m = Layer.succeedContext(context)
         return yield* Effect.gen(function*() {
           const messaging = yield* Messaging.Messaging
@@ -139,8 +137,8 @@ describe("faults", () => {
         }).pipe(Effect.provide(m))
       })))
       yield* Effect.sleep("600 millis")
-      yield* proxy.start
+      yield* proxy.up
       assert.isTrue(yield* Fiber.join(building))
-      yield* proxy.stop
+      yield* proxy.down
     }), { timeout: 30_000 })
 })

@@ -6,7 +6,6 @@
 import { PgClient } from "@effect/sql-pg"
 import { QueueName } from "@conveyor/core"
 import { Effect, Layer, Redacted, Schedule } from "effect"
-import * as Net from "node:net"
 import { Pgmq } from "@conveyor/pgmq"
 
 export const baseUrl = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
@@ -50,48 +49,3 @@ export const clientOn = (name: string) =>
 
 export const testLayer = (options: Partial<Pgmq.Options> = {}) =>
   Pgmq.layer({ url: Redacted.make(baseUrl), reconnect: fastReconnect, fallbackPollingInterval: "1 second", ...options })
-
-/** A TCP proxy to PostgreSQL that tests can stop (refusing and cutting connections) and start again. */
-export const makeProxy = (target = new URL(baseUrl)) => {
-  const sockets = new Set<Net.Socket>()
-  let server: Net.Server | undefined
-  let port = 0
-  const start = () =>
-    new Promise<number>((resolve, reject) => {
-      const s = Net.createServer((client) => {
-        const upstream = Net.connect(Number(target.port || 5432), target.hostname)
-        sockets.add(client).add(upstream)
-        const drop = () => {
-          client.destroy()
-          upstream.destroy()
-          sockets.delete(client)
-          sockets.delete(upstream)
-        }
-        client.on("error", drop).on("close", drop)
-        upstream.on("error", drop).on("close", drop)
-        client.pipe(upstream).pipe(client)
-      })
-      s.on("error", reject)
-      s.listen(port, "127.0.0.1", () => {
-        server = s
-        port = (s.address() as Net.AddressInfo).port
-        resolve(port)
-      })
-    })
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy()
-      sockets.clear()
-      if (server === undefined) return resolve()
-      server.close(() => resolve())
-      server = undefined
-    })
-  return {
-    start: Effect.promise(start),
-    stop: Effect.promise(stop),
-    url: (database = new URL(baseUrl).pathname.slice(1)) => `postgres://${target.username}@127.0.0.1:${port}/${database}`,
-    get port() {
-      return port
-    }
-  }
-}

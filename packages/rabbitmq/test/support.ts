@@ -4,8 +4,8 @@
  * close exactly its own, unique queue names, and raw amqplib access for
  * arranging what the provider must cope with.
  */
+import { TcpProxy } from "@conveyor/testkit"
 import { execFile } from "node:child_process"
-import net from "node:net"
 import { promisify } from "node:util"
 import amqp from "amqplib"
 import { Effect, Redacted, Schedule } from "effect"
@@ -86,47 +86,5 @@ export const closeConnectionsNamed = (name: string) =>
     return targets.length
   })
 
-/**
- * A TCP proxy in front of the broker that a test can take down and bring
- * back: a broker outage or restart as seen by the client, without touching
- * the broker other suites share.
- */
-export const brokerProxy = Effect.acquireRelease(
-  Effect.promise(async () => {
-    const target = new URL(url)
-    const sockets = new Set<net.Socket>()
-    let server: net.Server | undefined
-    let port = 0
-    const up = () =>
-      new Promise<void>((resolve) => {
-        server = net.createServer((client) => {
-          const upstream = net.connect(Number(target.port || 5672), target.hostname)
-          sockets.add(client).add(upstream)
-          const drop = () => {
-            client.destroy()
-            upstream.destroy()
-            sockets.delete(client)
-            sockets.delete(upstream)
-          }
-          client.on("error", drop).on("close", drop)
-          upstream.on("error", drop).on("close", drop)
-          client.pipe(upstream).pipe(client)
-        })
-        server.listen(port, "127.0.0.1", () => {
-          port = (server!.address() as net.AddressInfo).port
-          resolve()
-        })
-      })
-    const down = () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy()
-        sockets.clear()
-        server === undefined ? resolve() : server.close(() => resolve())
-      })
-    await up()
-    const proxied = new URL(url)
-    proxied.port = String(port)
-    return { url: proxied.toString(), up: Effect.promise(up), down: Effect.promise(down), close: down }
-  }),
-  (proxy) => Effect.promise(proxy.close)
-)
+/** A broker outage as the client sees it, without touching the broker other suites share. */
+export const brokerProxy = TcpProxy.make(url)

@@ -1,2 +1,3 @@
 export * as Conformance from "./Conformance.ts"
 export * as Harness from "./Harness.ts"
+export * as TcpProxy from "./TcpProxy.ts"
