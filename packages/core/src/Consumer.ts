@@ -13,7 +13,7 @@ import type { MessageNotification, PushHealth } from "./MessageNotification.ts"
 import { Messaging } from "./Messaging.ts"
 import type { MessagingError } from "./MessagingError.ts"
 import { type DeploymentMode, effective } from "./DeploymentMode.ts"
-import { deliveryLatency, handlerDuration } from "./Observability.ts"
+import { deliveryLatency, handlerDuration, withProcessSpan } from "./Observability.ts"
 import type { QueueName } from "./QueueName.ts"
 
 export interface StreamOptions {
@@ -263,7 +263,7 @@ export const run = <E, R>(
     const handle = (message: QueuedMessage): Effect.Effect<void, never, R> =>
       Effect.clockWith((clock) => {
         const start = clock.currentTimeMillisUnsafe()
-        return Effect.flatMap(Effect.exit(handler(message)), (exit) =>
+        return Effect.flatMap(Effect.exit(withProcessSpan(messaging.provider, message, handler(message))), (exit) =>
           Effect.contextWith((context) => {
             deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), context)
             handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)

@@ -3,8 +3,10 @@
  * conventions), so each provider is instrumented once, the same way:
  * providers build their raw service and pass it through `instrument`.
  */
-import { Effect, Metric, Stream } from "effect"
-import type { Messaging } from "./Messaging.ts"
+import { Effect, Metric, Option, Stream } from "effect"
+import type { QueuedMessage } from "./Message.ts"
+import type { Messaging, SendOptions } from "./Messaging.ts"
+import * as TraceContext from "./TraceContext.ts"
 import type { QueueName } from "./QueueName.ts"
 
 export const messagesSent = Metric.counter("messaging.messages.sent", {
@@ -42,6 +44,34 @@ const span = (system: string, operation: string, queue?: QueueName) =>
     captureStackTrace: false
   })
 
+/**
+ * The send options with the send span recorded in the headers, when the caller
+ * is traced (the send span has a parent); untraced sends are left alone.
+ */
+const traced = (options: SendOptions | undefined) =>
+  Effect.map(Effect.option(Effect.currentSpan), (current) =>
+    Option.isSome(current) && Option.isSome(current.value.parent)
+      ? { ...options, headers: TraceContext.inject(options?.headers, current.value) }
+      : options)
+
+/** Runs `handle` in a span that continues the producer's trace, when the message carries one. */
+export const withProcessSpan = <A, E, R>(
+  system: string,
+  message: QueuedMessage,
+  handle: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Option.match(TraceContext.extract(message.headers), {
+    onNone: () => handle,
+    onSome: (parent) =>
+      handle.pipe(
+        Effect.withSpan("messaging.process", {
+          attributes: { ...attributes(system, "process", message.queue), "messaging.message.id": message.id },
+          parent,
+          kind: "consumer"
+        }, { captureStackTrace: false })
+      )
+  })
+
 /** Wraps every operation of a provider's service in a span and counts what moved. */
 export const instrument = (service: Messaging["Service"]): Messaging["Service"] => {
   const system = service.provider
@@ -53,9 +83,12 @@ export const instrument = (service: Messaging["Service"]): Messaging["Service"] 
     listQueues: service.listQueues.pipe(span(system, "list_queues")),
     purgeQueue: (queue) => service.purgeQueue(queue).pipe(span(system, "purge", queue)),
     send: (queue, payload, options) =>
-      service.send(queue, payload, options).pipe(Effect.tap(() => Metric.update(messagesSent, 1)), span(system, "send", queue)),
+      Effect.flatMap(traced(options), (traced) => service.send(queue, payload, traced)).pipe(
+        Effect.tap(() => Metric.update(messagesSent, 1)),
+        span(system, "send", queue)
+      ),
     sendBatch: (queue, payloads, options) =>
-      service.sendBatch(queue, payloads, options).pipe(
+      Effect.flatMap(traced(options), (traced) => service.sendBatch(queue, payloads, traced)).pipe(
         Effect.tap((ids) => Metric.update(messagesSent, ids.length)),
         span(system, "send", queue)
       ),
