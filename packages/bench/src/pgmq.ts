@@ -1,10 +1,12 @@
 /**
  * The PGMQ suite, Conveyor next to a hand-written loop on the `pg` driver,
  * both against the same local PostgreSQL in the same run:
- * - push latency: one message at a time, `send` → handler start. Conveyor:
+ * - push latency: one message at a time, `send` → handler start; the next
+ *   message is sent once the previous one is settled. Conveyor:
  *   `Consumer.run` (Hybrid), the message arriving inline by NOTIFY and claimed
- *   by id. Raw: LISTEN on the queue's channel, `pgmq.read` on each
- *   notification (handler start), `pgmq.archive` after.
+ *   by id, acked after. Raw: LISTEN on the queue's channel, `pgmq.read` on
+ *   each notification (handler start), `pgmq.archive` after. The two sides
+ *   alternate message by message in one loop (see `pushLatency`).
  * - drain throughput: a queue preloaded with messages drained by 1, 16 and
  *   64 consumers. Conveyor: that many `Consumer.run` fibers (PollingOnly,
  *   batch 16, one ack per message). Raw: that many loops of
@@ -21,8 +23,11 @@ import type { Row } from "./Report.ts"
 const suite = "pgmq"
 const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
 const poolSize = 10
-const latencySamples = 300
-const latencyWarmup = 30
+const latencySamples = 1_000
+// V8 is still optimizing Conveyor's path (Effect runtime, streams, the pg
+// protocol) over its first few hundred messages, at twice the CPU per message
+// of later ones: a warm-up of a few dozen measured that, not steady state.
+const latencyWarmup = 200
 const drainMessages = 4_000
 const drainBatch = 16
 const consumerCounts = [1, 16, 64] as const
@@ -55,64 +60,107 @@ const withQueue = <A, E, R>(name: string, use: (queue: QueueName.QueueName) => E
     (queue) => Effect.ignore(Effect.flatMap(Messaging.Messaging, (m) => m.deleteQueue(queue)))
   )
 
-const conveyorLatency = (queue: QueueName.QueueName) =>
-  Effect.scoped(Effect.gen(function*() {
+/** Milliseconds from `send` to handler start for message `i`, resolved once that message is settled. */
+type Sampler = (i: number) => Effect.Effect<number>
+
+/**
+ * Conveyor's side: `Consumer.run` (Hybrid) on `queue`. A sample ends when the
+ * message is acked, as the raw side's ends when it is archived, so that every
+ * sample starts with nothing of the previous one still running.
+ */
+const conveyorSampler = (queue: QueueName.QueueName) =>
+  Effect.gen(function*() {
     const messaging = yield* Messaging.Messaging
     const arrivals = yield* Queue.unbounded<number>()
-    yield* Consumer.run([queue], () => Queue.offer(arrivals, performance.now())).pipe(Effect.forkScoped)
-    yield* Effect.sleep("300 millis") // the subscription is listening
-    const samples: Array<number> = []
-    for (let i = 0; i < latencyWarmup + latencySamples; i++) {
-      const sentAt = performance.now()
-      yield* messaging.send(queue, { i })
-      const arrived = yield* Queue.take(arrivals)
-      if (i >= latencyWarmup) samples.push(arrived - sentAt)
+    const acks = yield* Queue.unbounded<void>()
+    const observed: Messaging.Messaging["Service"] = {
+      ...messaging,
+      ack: (receipt) => Effect.tap(messaging.ack(receipt), () => Queue.offer(acks, undefined))
     }
-    return samples
-  }))
+    yield* Consumer.run([queue], () => Queue.offer(arrivals, performance.now())).pipe(
+      Effect.provideService(Messaging.Messaging, observed),
+      Effect.forkScoped
+    )
+    const sample: Sampler = (i) =>
+      Effect.gen(function*() {
+        const sentAt = performance.now()
+        yield* messaging.send(queue, { i })
+        const arrived = yield* Queue.take(arrivals)
+        yield* Queue.take(acks)
+        return arrived - sentAt
+      }).pipe(Effect.orDie)
+    return sample
+  })
 
-/** The hand-written push loop: LISTEN, read on each notification, archive. */
-const rawLatency = (queue: QueueName.QueueName, channel: string) =>
-  Effect.acquireUseRelease(
-    promise(async () => {
-      const listener = new pg.Client({ connectionString: url })
-      const worker = new pg.Client({ connectionString: url })
-      const sender = new pg.Client({ connectionString: url })
-      await Promise.all([listener.connect(), worker.connect(), sender.connect()])
-      return { listener, worker, sender }
-    }),
-    ({ listener, sender, worker }) =>
+/** The hand-written push loop on `queue`: LISTEN, `pgmq.read` on each notification (handler start), archive. */
+const rawSampler = (queue: QueueName.QueueName, channel: string) =>
+  Effect.gen(function*() {
+    const { listener, sender, worker } = yield* Effect.acquireRelease(
       promise(async () => {
-        let arrived: ((at: number) => void) | undefined
-        let busy = Promise.resolve()
-        listener.on("notification", (notification) => {
-          if (JSON.parse(notification.payload ?? "{}").queue_name !== queue) return
-          busy = busy.then(async () => {
-            const { rows } = await worker.query<{ msg_id: string }>(
-              "SELECT msg_id FROM pgmq.read($1::text, 30, 1)",
-              [queue]
-            )
-            const at = performance.now()
-            for (const row of rows) {
-              await worker.query("SELECT pgmq.archive($1::text, $2::bigint)", [queue, row.msg_id])
-              arrived?.(at)
-            }
-          })
-        })
-        await listener.query(`LISTEN "${channel}"`)
-        const samples: Array<number> = []
-        for (let i = 0; i < latencyWarmup + latencySamples; i++) {
-          const handled = new Promise<number>((resolve) => (arrived = resolve))
-          const sentAt = performance.now()
-          await sender.query("SELECT pgmq.send($1::text, $2::jsonb)", [queue, JSON.stringify({ i })])
-          const at = await handled
-          if (i >= latencyWarmup) samples.push(at - sentAt)
-        }
-        await busy
-        return samples
+        const listener = new pg.Client({ connectionString: url })
+        const worker = new pg.Client({ connectionString: url })
+        const sender = new pg.Client({ connectionString: url })
+        await Promise.all([listener.connect(), worker.connect(), sender.connect()])
+        return { listener, worker, sender }
       }),
-    ({ listener, sender, worker }) => promise(() => Promise.all([listener.end(), worker.end(), sender.end()]))
+      ({ listener, sender, worker }) => promise(() => Promise.all([listener.end(), worker.end(), sender.end()]))
+    )
+    let settled: ((handlerStartedAt: number) => void) | undefined
+    let busy = Promise.resolve()
+    const queueOf = (payload: string | undefined): unknown => {
+      try {
+        return JSON.parse(payload ?? "{}").queue_name
+      } catch {
+        return undefined // the channel is shared: other clients' notifications need not be ours, nor JSON
+      }
+    }
+    listener.on("notification", (notification) => {
+      if (queueOf(notification.payload) !== queue) return
+      busy = busy.then(async () => {
+        const { rows } = await worker.query<{ msg_id: string }>("SELECT msg_id FROM pgmq.read($1::text, 30, 1)", [queue])
+        const handlerStartedAt = performance.now()
+        for (const row of rows) {
+          await worker.query("SELECT pgmq.archive($1::text, $2::bigint)", [queue, row.msg_id])
+          settled?.(handlerStartedAt)
+        }
+      })
+    })
+    yield* promise(() => listener.query(`LISTEN "${channel}"`))
+    const sample: Sampler = (i) =>
+      promise(async () => {
+        const handled = new Promise<number>((resolve) => (settled = resolve))
+        const sentAt = performance.now()
+        await sender.query("SELECT pgmq.send($1::text, $2::jsonb)", [queue, JSON.stringify({ i })])
+        return (await handled) - sentAt
+      })
+    return sample
+  })
+
+/**
+ * Both sides in one loop, one message at a time, alternating message by
+ * message (and which side goes first) after a shared warm-up: load from
+ * other processes on the machine, JIT warm-up and pool growth fall on both
+ * sides alike instead of on whichever block ran at the worse moment.
+ */
+const pushLatency = withQueue("lat", (ours) =>
+  withQueue("lat", (theirs) =>
+    Effect.scoped(Effect.gen(function*() {
+      const sides = [
+        yield* conveyorSampler(ours),
+        yield* rawSampler(theirs, PgmqNotifyConfig.messageChannel(notifyDefaults, theirs))
+      ] as const
+      yield* Effect.sleep("300 millis") // the subscription is listening
+      const samples: [Array<number>, Array<number>] = [[], []]
+      for (let i = 0; i < latencyWarmup + latencySamples; i++) {
+        for (const side of i % 2 === 0 ? [0, 1] as const : [1, 0] as const) {
+          const ms = yield* sides[side](i)
+          if (i >= latencyWarmup) samples[side].push(ms)
+        }
+      }
+      return { conveyor: summary(samples[0]), raw: summary(samples[1]) }
+    }))
   )
+)
 
 const preload = (queue: QueueName.QueueName) =>
   Effect.flatMap(Messaging.Messaging, (m) =>
@@ -179,12 +227,8 @@ const rawDrain = (queue: QueueName.QueueName, consumers: number) =>
 
 const measure = Effect.gen(function*() {
   const rows: Array<Row> = []
-  yield* progress("push latency (conveyor)")
-  const ours = summary(yield* withQueue("lat", conveyorLatency))
-  yield* progress("push latency (raw LISTEN + read)")
-  const raw = summary(
-    yield* withQueue("lat", (queue) => rawLatency(queue, PgmqNotifyConfig.messageChannel(notifyDefaults, queue)))
-  )
+  yield* progress("push latency (conveyor and raw LISTEN + read, interleaved)")
+  const { conveyor: ours, raw } = yield* pushLatency
   rows.push(
     { suite, metric: "push latency p50, send → handler", unit: "ms", conveyor: ours.p50, raw: raw.p50, higherIsBetter: false, bar: "≤ 2× raw" },
     { suite, metric: "push latency p95", unit: "ms", conveyor: ours.p95, raw: raw.p95, higherIsBetter: false },
