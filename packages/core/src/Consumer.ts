@@ -107,12 +107,13 @@ const intakePaths = (
       }
     }
 
-    // Deliveries pass straight through, a whole chunk at a time, registered on arrival.
-    const pushed = mode === "PollingOnly"
+    // Deliveries pass straight through, a whole chunk at a time, registered on arrival. Each
+    // path emits one batch per element: few stages per chunk keep a trickle of single
+    // messages cheap.
+    const pushed: Stream.Stream<ReadonlyArray<QueuedMessage>, MessagingError> = mode === "PollingOnly"
       ? Stream.empty
       : messaging.subscribe(queues, { visibilityTimeout, prefetch: batchSize }).pipe(
-        Stream.chunks,
-        Stream.mapEffect((notifications): Effect.Effect<ReadonlyArray<QueuedMessage>> => {
+        Stream.mapArrayEffect((notifications) => {
           const delivered: Array<QueuedMessage> = []
           const available: Array<Extract<MessageNotification, { _tag: "Available" }>> = []
           for (const n of notifications) {
@@ -120,10 +121,9 @@ const intakePaths = (
             else available.push(n)
           }
           onClaimed(delivered)
-          return available.length === 0 ? Effect.succeed(delivered) : Effect.as(announce(available), delivered)
-        }),
-        Stream.filter(Arr.isReadonlyArrayNonEmpty),
-        Stream.flattenArray
+          const batch = Arr.of<ReadonlyArray<QueuedMessage>>(delivered)
+          return available.length === 0 ? Effect.succeed(batch) : Effect.as(announce(available), batch)
+        })
       )
 
     // A provider whose push delivers whole messages and misses none (AMQP consume) hands its
@@ -158,9 +158,7 @@ const intakePaths = (
     ], { concurrency: "unbounded", bufferSize: 1 })
 
     const claimed = signals.pipe(
-      Stream.mapEffect((signal) => Effect.tap(claim(signal), (messages) => Effect.sync(() => onClaimed(messages)))),
-      Stream.filter(Arr.isReadonlyArrayNonEmpty),
-      Stream.flattenArray
+      Stream.mapEffect((signal) => Effect.tap(claim(signal), (messages) => Effect.sync(() => onClaimed(messages))))
     )
 
     return [pushed, claimed] as const
@@ -172,7 +170,11 @@ export const stream = (
   options: StreamOptions = {}
 ): Stream.Stream<QueuedMessage, MessagingError, Messaging> =>
   Stream.unwrap(
-    Effect.map(intakePaths(queues, options, () => {}), (paths) => Stream.mergeAll(paths, { concurrency: 2, bufferSize: 1 }))
+    Effect.map(intakePaths(queues, options, () => {}), (paths) =>
+      Stream.mergeAll(paths, { concurrency: 2, bufferSize: 1 }).pipe(
+        Stream.filter(Arr.isReadonlyArrayNonEmpty),
+        Stream.flattenArray
+      ))
   )
 
 /** The delay before retry `attempt`, or none once the schedule is exhausted. */
@@ -305,6 +307,7 @@ export const run = <E, R>(
     const admit = (messages: ReadonlyArray<QueuedMessage>) => {
       // Claimed while stopping: hand it back and claim nothing more.
       if (stopping) return Effect.andThen(releaseUnstarted, Effect.never)
+      if (messages.length === 0) return Effect.void
       Queue.offerAllUnsafe(inbox, messages)
       queued += messages.length
       if (queued < backlogLimit) return Effect.void
@@ -315,7 +318,7 @@ export const run = <E, R>(
       intakePaths(queues, options, (messages) => {
         for (const message of messages) unstarted.add(message)
       }),
-      (paths) => Effect.forEach(paths, Stream.runForEachArray(admit), { concurrency: "unbounded", discard: true })
+      (paths) => Effect.forEach(paths, Stream.runForEach(admit), { concurrency: "unbounded", discard: true })
     ).pipe(Effect.scoped)
 
     const stop = (fibers: ReadonlyArray<Fiber.Fiber<unknown, unknown>>) =>

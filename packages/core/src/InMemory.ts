@@ -46,14 +46,6 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
     const queues = new Map<QueueName.QueueName, MemoryQueue>()
     let seq = 0
     let claims = 0
-    // Subscribers wait on this; every change that may make a message visible completes it.
-    let changed = Deferred.makeUnsafe<void>()
-    const wake = () => {
-      const previous = changed
-      changed = Deferred.makeUnsafe<void>()
-      Deferred.doneUnsafe(previous, Effect.void)
-    }
-
     const lookup = (queue: QueueName.QueueName): Effect.Effect<MemoryQueue, QueueNotFound> =>
       Effect.suspend(() => {
         const found = queues.get(queue)
@@ -99,7 +91,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
         const now = yield* Clock.currentTimeMillis
         const delayMs = millis(sendOptions?.delay)
         const ids = bodies.map((body) => enqueue(target, body, sendOptions?.headers ?? {}, now, delayMs))
-        wake()
+        target.changed()
         return ids
       })
 
@@ -151,9 +143,11 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
           const token = message.receipt.token as Token
           const target = queues.get(message.queue)
           const entry = target?.owned(token.seq, token.claim, now)
-          if (entry !== undefined) target!.release(entry, now, now)
+          if (entry !== undefined) {
+            target!.release(entry, now, now)
+            target!.changed()
+          }
         }
-        wake()
       })
 
     /** The deliveries a subscription made; settled ones are forgotten whenever the list doubles. */
@@ -180,11 +174,13 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       const batch = subscribeOptions.prefetch ?? 64
       const next = (
         targets: ReadonlyArray<readonly [QueueName.QueueName, MemoryQueue]>,
-        held: ReturnType<typeof holdings>
+        held: ReturnType<typeof holdings>,
+        wakeUp: { signal: Deferred.Deferred<void> }
       ) =>
         Effect.gen(function*() {
           for (;;) {
-            const signal = changed
+            // Armed before looking, so a change made after the look cannot be missed.
+            const signal = wakeUp.signal = Deferred.makeUnsafe<void>()
             const now = yield* Clock.currentTimeMillis
             const claimed = targets.flatMap(([queue, target]) => claimFrom(queue, target, now, batch, visibilityMs))
             if (Arr.isArrayNonEmpty(claimed)) {
@@ -205,7 +201,14 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
           const targets = yield* Effect.forEach(names, (queue) => Effect.map(lookup(queue), (target) => [queue, target] as const))
           const held = holdings(4 * batch)
           yield* Effect.addFinalizer(() => releaseHeld(held.all()))
-          return Stream.fromEffectRepeat(next(targets, held)).pipe(Stream.flattenArray)
+          // Woken only by changes to its own queues.
+          const wakeUp = { signal: Deferred.makeUnsafe<void>() }
+          const watcher = () => Deferred.doneUnsafe(wakeUp.signal, Effect.void)
+          yield* Effect.acquireRelease(
+            Effect.sync(() => targets.forEach(([, target]) => target.watchers.add(watcher))),
+            () => Effect.sync(() => targets.forEach(([, target]) => target.watchers.delete(watcher)))
+          )
+          return Stream.fromEffectRepeat(next(targets, held, wakeUp)).pipe(Stream.flattenArray)
         })
       )
     }
@@ -246,11 +249,13 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
             target.remove(entry.seq)
             const dlq = QueueName.deadLetter(receipt.queue)
             yield* ensureQueue(receipt.queue)
-            enqueue(queues.get(dlq)!, entry.body, entry.headers, now, 0)
+            const deadLetters = queues.get(dlq)!
+            enqueue(deadLetters, entry.body, entry.headers, now, 0)
+            deadLetters.changed()
           } else {
             target.release(entry, now, now + millis(nackOptions?.delay))
+            target.changed()
           }
-          wake()
         }),
       extendVisibility: (receipt, duration) =>
         Effect.map(owned(receipt), ({ entry, now, target }) => target.extend(entry, now, now + millis(duration))),

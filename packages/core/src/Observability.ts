@@ -31,7 +31,11 @@ export const handlerDuration = Metric.histogram("messaging.handler.duration", {
 })
 export const queueDepth = Metric.gauge("messaging.queue.depth")
 
-export const receivedOn = (path: "push" | "poll") => Metric.withAttributes(messagesReceived, { path })
+const receivedByPath = {
+  push: Metric.withAttributes(messagesReceived, { path: "push" }),
+  poll: Metric.withAttributes(messagesReceived, { path: "poll" })
+}
+export const receivedOn = (path: "push" | "poll") => receivedByPath[path]
 
 const attributes = (system: string, operation: string, queue?: QueueName) => ({
   "messaging.system": system,

@@ -33,6 +33,8 @@ interface WaitingRecord {
 
 export class MemoryQueue {
   readonly entries = new Map<number, Entry>()
+  /** Subscribers of this queue, told when a message may have become visible. */
+  readonly watchers = new Set<() => void>()
   readonly #ready = new Heap<ReadyRecord>((a, b) => a.seq < b.seq)
   readonly #waiting = new Heap<WaitingRecord>((a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq))
 
@@ -119,6 +121,10 @@ export class MemoryQueue {
       this.#waiting.pop()
     }
     return undefined
+  }
+
+  changed(): void {
+    for (const watcher of this.watchers) watcher()
   }
 
   purge(): number {
