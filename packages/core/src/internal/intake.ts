@@ -1,0 +1,138 @@
+/**
+ * The consumer's intake: how messages of some queues come to be held. Push
+ * deliveries pass straight through; push announcements, poll ticks, delayed
+ * wake-ups and catch-up sweeps are merged as cheap *signals*, and one step
+ * claims (receive / fetch) only when pulled, so nothing is claimed ahead of
+ * demand.
+ */
+import { Array as Arr, Clock, Duration, Effect, FiberSet, Option, Queue, Schedule, Stream } from "effect"
+import { effective } from "../DeploymentMode.ts"
+import type { MessageId, QueuedMessage } from "../Message.ts"
+import type { MessageNotification, PushHealth } from "../MessageNotification.ts"
+import { Messaging } from "../Messaging.ts"
+import type { MessagingError } from "../MessagingError.ts"
+import type { QueueName } from "../QueueName.ts"
+import type { StreamOptions } from "../Consumer.ts"
+
+export const defaults = {
+  poll: Schedule.spaced("100 millis"),
+  batchSize: 16,
+  visibilityTimeout: Duration.seconds(30)
+}
+
+type Signal =
+  | { readonly _tag: "Claim"; readonly queue: QueueName; readonly id: Option.Option<MessageId> }
+  | { readonly _tag: "Sweep"; readonly queue: QueueName }
+
+/**
+ * The two intake paths of `queues` (deliveries pushed by the provider, and
+ * messages claimed on signals), telling `onClaimed` of every message as soon
+ * as it is held. Each path claims only when pulled.
+ */
+export const intakePaths = (
+  queues: ReadonlyArray<QueueName>,
+  options: StreamOptions,
+  onClaimed: (messages: ReadonlyArray<QueuedMessage>) => void
+) =>
+  Effect.gen(function*() {
+    const messaging = yield* Messaging
+    const mode = effective(options.mode ?? "Hybrid", messaging.capabilities)
+    const batchSize = options.batchSize ?? defaults.batchSize
+    const visibilityTimeout = options.visibilityTimeout ?? defaults.visibilityTimeout
+    const fallbackMs = Duration.toMillis(messaging.capabilities.fallbackPollingInterval)
+    const followUps = yield* Queue.unbounded<Signal>()
+    const timers = yield* FiberSet.make()
+    let health = "Connected" as PushHealth["_tag"]
+    let lastSweepAt = Number.NEGATIVE_INFINITY
+
+    const sweepAll = (): ReadonlyArray<Signal> => queues.map((queue) => ({ _tag: "Sweep", queue }))
+
+    /** Announcements become claim signals, now or (for a future `visibleAt`) when due. */
+    const announce = (available: ReadonlyArray<Extract<MessageNotification, { _tag: "Available" }>>) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        for (const notification of available) {
+          const signal: Signal = { _tag: "Claim", queue: notification.queue, id: notification.messageId }
+          const waitMs = Option.match(notification.visibleAt, { onNone: () => 0, onSome: (at) => at.getTime() - now })
+          yield* waitMs <= 0
+            ? Queue.offer(followUps, signal)
+            : FiberSet.run(timers, Effect.andThen(Effect.sleep(waitMs), Queue.offer(followUps, signal)))
+        }
+      })
+
+    const claim = (signal: Signal): Effect.Effect<ReadonlyArray<QueuedMessage>, MessagingError> => {
+      switch (signal._tag) {
+        case "Claim":
+          return Option.isSome(signal.id) && messaging.capabilities.fetchById
+            ? messaging.fetch(signal.queue, signal.id.value, { visibilityTimeout }).pipe(
+              Effect.map(Option.match({ onNone: () => [], onSome: (message) => [message] }))
+            )
+            : claim({ _tag: "Sweep", queue: signal.queue })
+        case "Sweep":
+          return Effect.gen(function*() {
+            lastSweepAt = yield* Clock.currentTimeMillis
+            const messages = yield* messaging.receive(signal.queue, { max: batchSize, visibilityTimeout })
+            // A full batch means there is probably more: drain before waiting for the schedule.
+            if (messages.length === batchSize) yield* Queue.offer(followUps, signal)
+            return messages
+          })
+      }
+    }
+
+    // Deliveries pass straight through, a whole chunk at a time, registered on arrival. Each
+    // path emits one batch per element: few stages per chunk keep a trickle of single
+    // messages cheap.
+    const pushed: Stream.Stream<ReadonlyArray<QueuedMessage>, MessagingError> = mode === "PollingOnly"
+      ? Stream.empty
+      : messaging.subscribe(queues, { visibilityTimeout, prefetch: batchSize }).pipe(
+        Stream.mapArrayEffect((notifications) => {
+          const delivered: Array<QueuedMessage> = []
+          const available: Array<Extract<MessageNotification, { _tag: "Available" }>> = []
+          for (const n of notifications) {
+            if (n._tag === "Message") delivered.push(n.message)
+            else available.push(n)
+          }
+          onClaimed(delivered)
+          const batch = Arr.of<ReadonlyArray<QueuedMessage>>(delivered)
+          return available.length === 0 ? Effect.succeed(batch) : Effect.as(announce(available), batch)
+        })
+      )
+
+    // A provider whose push delivers whole messages and misses none (AMQP consume) hands its
+    // backlog to a new or resumed subscription. Any other announces new messages alone, so
+    // the consumer must sweep: at start (messages sent before were never announced) and
+    // after a reconnect (those sent during the gap were lost).
+    const pushCoversBacklog = messaging.capabilities.push === "message" && !messaging.capabilities.requiresFallbackPolling
+    const catchUp = mode === "PollingOnly" || !pushCoversBacklog ? Stream.fromIterable(sweepAll()) : Stream.empty
+
+    const healthSignals = mode === "PollingOnly"
+      ? Stream.empty
+      : messaging.pushHealth.pipe(
+        Stream.tap((state) => Effect.sync(() => health = state._tag)),
+        Stream.filter((state) => state._tag === "Reconnected"),
+        Stream.flatMap(() => catchUp)
+      )
+
+    // Ticks at the fast cadence; a healthy Hybrid consumer only acts once per fallback period.
+    const shouldPoll = Effect.map(Clock.currentTimeMillis, (now) =>
+      mode === "PollingOnly" || health === "Degraded" || (mode === "Hybrid" && now - lastSweepAt >= fallbackMs))
+
+    const poll = Stream.fromSchedule(options.poll ?? defaults.poll).pipe(
+      Stream.filterEffect(() => shouldPoll),
+      Stream.flatMap(() => Stream.fromIterable(sweepAll()))
+    )
+
+    const signals = Stream.mergeAll([
+      catchUp,
+      healthSignals,
+      poll,
+      Stream.fromQueue(followUps)
+    ], { concurrency: "unbounded", bufferSize: 1 })
+
+    const claimed = signals.pipe(
+      Stream.mapEffect((signal) => Effect.tap(claim(signal), (messages) => Effect.sync(() => onClaimed(messages))))
+    )
+
+    return [pushed, claimed] as const
+  })
+
