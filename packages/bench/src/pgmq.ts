@@ -53,7 +53,7 @@ const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
 const withQueue = <A, E, R>(name: string, use: (queue: QueueName.QueueName) => Effect.Effect<A, E, R>) =>
   Effect.acquireUseRelease(
     Effect.flatMap(Messaging.Messaging, (m) => {
-      const queue = QueueName.makeUnsafe(`bench_${name}_${tag()}`)
+      const queue = QueueName.makeUnsafe(`bench_${tag()}_${name}`)
       return Effect.as(m.ensureQueue(queue), queue)
     }),
     use,
@@ -142,8 +142,11 @@ const rawSampler = (queue: QueueName.QueueName, channel: string) =>
  * other processes on the machine, JIT warm-up and pool growth fall on both
  * sides alike instead of on whichever block ran at the worse moment.
  */
-const pushLatency = withQueue("lat", (ours) =>
-  withQueue("lat", (theirs) =>
+// `<x>_queue` names put each queue in a namespace of its own, so each side's
+// listener hears only its own queue's notifications, not the other side's nor
+// those of other clients of the database on the shared `default` channel.
+const pushLatency = withQueue("lat_queue", (ours) =>
+  withQueue("lat_queue", (theirs) =>
     Effect.scoped(Effect.gen(function*() {
       const sides = [
         yield* conveyorSampler(ours),
