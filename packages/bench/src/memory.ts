@@ -10,6 +10,7 @@
 import { Consumer, InMemory, Messaging, QueueName } from "@conveyor/core"
 import { Deferred, Effect, Queue } from "effect"
 import type { Row } from "./Report.ts"
+import { percentile } from "./Stats.ts"
 
 const suite = "memory"
 const queue = QueueName.makeUnsafe("bench_memory")
@@ -21,10 +22,6 @@ const throughputWarmup = 20_000
 const sendBatchSize = 1_000
 const concurrency = 16
 const batchSize = 64
-
-/** Nearest-rank percentile of an ascending array. */
-const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 
 /** Milliseconds from `send` to the handler starting, for `count` messages sent one at a time. */
 const pushLatencies = (count: number) =>

@@ -19,8 +19,10 @@ import { Pgmq, PgmqNotifyConfig } from "@conveyor/pgmq"
 import { Deferred, Effect, Fiber, Layer, Queue, Redacted } from "effect"
 import pg from "pg"
 import type { Row } from "./Report.ts"
+import { progress as progressOf, summary, tag } from "./Stats.ts"
 
 const suite = "pgmq"
+const progress = progressOf(suite)
 const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
 const poolSize = 10
 const latencySamples = 1_000
@@ -33,19 +35,6 @@ const drainBatch = 16
 const consumerCounts = [1, 16, 64] as const
 
 const notifyDefaults = { notifyMaxBytes: PgmqNotifyConfig.defaultNotifyMaxBytes }
-
-const progress = (text: string) => Effect.sync(() => process.stderr.write(`bench: pgmq: ${text}\n`))
-
-const tag = () => Math.random().toString(36).slice(2, 8)
-
-/** Nearest-rank percentile of an ascending array. */
-const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
-
-const summary = (samples: ReadonlyArray<number>) => {
-  const sorted = [...samples].sort((a, b) => a - b)
-  return { p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99) }
-}
 
 const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
 

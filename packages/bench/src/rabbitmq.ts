@@ -19,8 +19,10 @@ import { Consumer, Messaging, QueueName } from "@conveyor/core"
 import { RabbitMq } from "@conveyor/rabbitmq"
 import { Deferred, Effect, Queue, Redacted, Stream } from "effect"
 import type { Row } from "./Report.ts"
+import { median, progress as progressOf, rate, summary, tag } from "./Stats.ts"
 
 const suite = "rabbitmq"
+const progress = progressOf(suite)
 const url = process.env["RABBITMQ_URL"] ?? "amqp://guest:guest@127.0.0.1:5672"
 const prefetch = 64
 const publishWindow = 64
@@ -34,22 +36,6 @@ const latencySamples = 300
 const latencyWarmup = 30
 
 const payload = { kind: "bench", text: "x".repeat(220), n: 0 }
-
-const progress = (text: string) => Effect.sync(() => process.stderr.write(`bench: rabbitmq: ${text}\n`))
-
-const tag = () => Math.random().toString(36).slice(2, 8)
-
-const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
-
-const summary = (samples: ReadonlyArray<number>) => {
-  const sorted = [...samples].sort((a, b) => a - b)
-  return { p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99) }
-}
-
-const rate = (count: number, startedAt: number) => count / ((performance.now() - startedAt) / 1000)
-
-const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
 /** Runs `ours` and `raw` `rounds` times, alternating which goes first, and keeps the medians. */
 const alternate = <E, R>(ours: Effect.Effect<number, E, R>, raw: Effect.Effect<number, E, R>) =>
