@@ -169,12 +169,15 @@ export const make = (
       routingKey: string,
       text: string,
       headers: Message.Headers
-    ): Publisher.Outgoing => ({
-      queue,
-      routingKey,
-      body: Buffer.from(text, "utf8"),
-      options: Codec.publishOptions(crypto.randomUUID(), headers, Date.now(), 0)
-    })
+    ): Publisher.Outgoing => {
+      const sentAt = Date.now()
+      return {
+        queue,
+        routingKey,
+        body: Buffer.from(text, "utf8"),
+        options: Codec.publishOptions(Codec.newMessageId(sentAt), headers, sentAt, 0)
+      }
+    }
 
     const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, opts?: Messaging.QueueOptions) {
       const queue = yield* QueueName.make(name)
