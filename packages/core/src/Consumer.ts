@@ -98,11 +98,13 @@ export const run = <E, R>(
     const deadLetter = (message: QueuedMessage) =>
       settleQuietly(message, messaging.nack(message.receipt, { requeue: false }))
 
-    const releaseUnstarted = Effect.suspend(() => {
+    // Uninterruptible: it is called from fibers that shutdown interrupts next, and a release cut
+    // short would leave its messages claimed, by nobody, for a whole visibility timeout.
+    const releaseUnstarted = Effect.uninterruptible(Effect.suspend(() => {
       const held = [...unstarted]
       unstarted.clear()
       return Effect.forEach(held, requeueNow, { concurrency: "unbounded", discard: true })
-    })
+    }))
 
     const onFailure = (message: QueuedMessage, error: unknown) =>
       Effect.gen(function*() {
@@ -151,16 +153,19 @@ export const run = <E, R>(
     let running = 0
     const idle = Deferred.makeUnsafe<void>()
 
-    const process = (message: QueuedMessage): Effect.Effect<void, never, R> => {
-      unstarted.delete(message)
-      if (--queued < backlogLimit) Latch.openUnsafe(room)
-      if (message.receiveCount > maxReceives) return deadLetter(message)
-      running++
-      return Effect.onExit(handle(message), (exit) => {
-        if (--running === 0 && stopping) Deferred.doneUnsafe(idle, Effect.void)
-        return Exit.hasInterrupts(exit) ? requeueNow(message) : Effect.void
+    // Taking a message out of `unstarted` and making its handler return it if interrupted
+    // happen together: no interruption can fall between them.
+    const process = (message: QueuedMessage): Effect.Effect<void, never, R> =>
+      Effect.uninterruptibleMask((restore) => {
+        unstarted.delete(message)
+        if (--queued < backlogLimit) Latch.openUnsafe(room)
+        if (message.receiveCount > maxReceives) return deadLetter(message)
+        running++
+        return Effect.onExit(restore(handle(message)), (exit) => {
+          if (--running === 0 && stopping) Deferred.doneUnsafe(idle, Effect.void)
+          return Exit.hasInterrupts(exit) ? requeueNow(message) : Effect.void
+        })
       })
-    }
     const worker = Effect.whileLoop({
       while: () => !stopping,
       body: () => Effect.flatMap(Queue.take(inbox), process),

@@ -171,11 +171,20 @@ export const make = (
 
     const vtFrom = (ms: number) => sql`clock_timestamp() + ${ms}::float8 * interval '1 millisecond'`
 
+    // Creating and dropping queues in several sessions at once, or while another instance
+    // (re)installs the notify function, deadlocks in PostgreSQL (tables, pgmq.meta, the
+    // function and the triggers attached on creation lock in different orders), so queue DDL
+    // takes the installer's transaction-level advisory lock: it is rare, never hot.
+    const ddl = <A>(statement: Effect.Effect<A, SqlError>) =>
+      sql.withTransaction(
+        Effect.andThen(sql`SELECT pg_advisory_xact_lock(${Installer.lockKey}::integer)`, statement)
+      )
+
     const ensureQueue = (queue: QueueName.QueueName) =>
       Effect.forEach(
         [queue, QueueName.deadLetter(queue)],
         (name) =>
-          sql`SELECT pgmq."create"(${name}::text)`.pipe(
+          ddl(sql`SELECT pgmq."create"(${name}::text)`).pipe(
             // The extension's create is not guarded against a concurrent create of the same queue.
             Effect.retry({ times: 1, while: (error: SqlError) => error.reason._tag === "UniqueViolation" })
           ),
@@ -185,7 +194,7 @@ export const make = (
     const deleteQueue = (queue: QueueName.QueueName) =>
       Effect.forEach(
         [queue, QueueName.deadLetter(queue)],
-        (name) => sql`SELECT pgmq.drop_queue(${name}::text)`,
+        (name) => ddl(sql`SELECT pgmq.drop_queue(${name}::text)`),
         { discard: true }
       ).pipe(Effect.mapError(fromSqlOn("delete_queue", queue)))
 
@@ -244,6 +253,8 @@ export const make = (
     const claimed = (queue: QueueName.QueueName, rows: ReadonlyArray<Row>) =>
       [...rows].sort((a, b) => (a.msg_id < b.msg_id ? -1 : 1)).map((row) => toQueued(queue, row, row.message))
 
+    // Claims are uninterruptible: one interrupted after the UPDATE reached the server would
+    // hold its messages, unrecorded, for a whole visibility timeout.
     const receive = (queue: QueueName.QueueName, options: Messaging.ReceiveOptions) =>
       sql<Row>`
         WITH cte AS (
@@ -256,7 +267,8 @@ export const make = (
         FROM cte WHERE m.msg_id = cte.msg_id
         RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers`.pipe(
         Effect.map((rows) => claimed(queue, rows)),
-        Effect.mapError(fromSqlOn("receive", queue))
+        Effect.mapError(fromSqlOn("receive", queue)),
+        Effect.uninterruptible
       )
 
     /** Claims one message by id if it is visible now; `withMessage: false` leaves the payload on the server. */
@@ -271,7 +283,8 @@ export const make = (
         FROM cte WHERE m.msg_id = cte.msg_id
         RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers`.pipe(
         Effect.map((rows) => Option.fromNullishOr(rows[0])),
-        Effect.mapError(fromSqlOn("receive", queue))
+        Effect.mapError(fromSqlOn("receive", queue)),
+        Effect.uninterruptible
       )
 
     const fetch = (queue: QueueName.QueueName, id: Message.MessageId, options: Messaging.FetchOptions) =>
@@ -305,6 +318,13 @@ export const make = (
     const settled = (receipt: Message.Receipt) => (rows: ReadonlyArray<unknown>) =>
       rows.length === 1 ? Effect.void : Effect.fail(stale(receipt))
 
+    /** Deliveries made by live subscriptions and not yet settled, one set per subscription. */
+    const subscriptionsHeld = new Set<Set<Message.Receipt>>()
+    const forget = (receipt: Message.Receipt) =>
+      Effect.sync(() => {
+        for (const held of subscriptionsHeld) held.delete(receipt)
+      })
+
     const ack = (receipt: Message.Receipt) =>
       Effect.gen(function*() {
         const { id, queue, readCt } = yield* claimOf(receipt, "ack")
@@ -329,7 +349,7 @@ export const make = (
         if (knownDeadLetterQueues.has(dlq)) return dlq
         const [row] = yield* sql<{ readonly found: boolean }>`
           SELECT to_regclass(${`pgmq.q_${dlq}`}::text) IS NOT NULL AS found`
-        if (row?.found !== true) yield* sql`SELECT pgmq."create"(${dlq}::text)`
+        if (row?.found !== true) yield* ddl(sql`SELECT pgmq."create"(${dlq}::text)`)
         knownDeadLetterQueues.add(dlq)
         return dlq
       }).pipe(Effect.mapError(fromSqlOn("nack", queue)))
@@ -445,30 +465,35 @@ export const make = (
     }
 
     const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, options: Messaging.SubscribeOptions) =>
-      Stream.unwrap(Effect.sync(() => {
+      Stream.unwrap(Effect.gen(function*() {
         const visibilityMs = millis(options.visibilityTimeout)
-        // Claimed for this subscriber but not yet handed on: returned at once when the stream ends.
+        // Like an AMQP channel closing, the end of a subscription returns every delivery it made
+        // that is not settled yet, wherever it is (in this stream or the consumer's hands).
         const held = new Set<Message.Receipt>()
-        const release = Effect.suspend(() => {
-          const receipts = [...held]
-          held.clear()
-          return Effect.forEach(receipts, (receipt) => Effect.ignore(nack(receipt)), {
-            concurrency: "unbounded",
-            discard: true
-          })
-        })
+        yield* Effect.acquireRelease(
+          Effect.sync(() => subscriptionsHeld.add(held)),
+          () =>
+            Effect.suspend(() => {
+              subscriptionsHeld.delete(held)
+              const receipts = [...held]
+              held.clear()
+              return Effect.forEach(receipts, (receipt) => Effect.ignore(nack(receipt)), {
+                concurrency: "unbounded",
+                discard: true
+              })
+            })
+        )
         return listener.queueEvents(queues).pipe(
           Stream.mapEffect(
             (event) =>
-              Effect.tap(toNotifications(event, visibilityMs), (notifications) =>
+              // A claim that reached the database is recorded, even if the stream is being interrupted.
+              Effect.uninterruptible(Effect.tap(toNotifications(event, visibilityMs), (notifications) =>
                 Effect.sync(() => {
                   for (const n of notifications) if (n._tag === "Message") held.add(n.message.receipt)
-                })),
+                }))),
             { concurrency: 8 }
           ),
-          Stream.flattenIterable,
-          Stream.tap((n) => n._tag === "Message" ? Effect.sync(() => held.delete(n.message.receipt)) : Effect.void),
-          Stream.ensuring(release)
+          Stream.flattenIterable
         )
       }))
 
@@ -493,8 +518,8 @@ export const make = (
       sendBatch,
       receive,
       fetch,
-      ack,
-      nack,
+      ack: (receipt) => Effect.ensuring(ack(receipt), forget(receipt)),
+      nack: (receipt, options) => Effect.ensuring(nack(receipt, options), forget(receipt)),
       extendVisibility,
       stats,
       healthCheck,

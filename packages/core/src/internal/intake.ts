@@ -5,7 +5,7 @@
  * claims (receive / fetch) only when pulled, so nothing is claimed ahead of
  * demand.
  */
-import { Array as Arr, Clock, Duration, Effect, FiberSet, Option, Queue, Schedule, Stream } from "effect"
+import { Array as Arr, Clock, Duration, Effect, Exit, FiberSet, Option, Queue, Schedule, Stream } from "effect"
 import { effective } from "../DeploymentMode.ts"
 import type { MessageId, QueuedMessage } from "../Message.ts"
 import type { MessageNotification, PushHealth } from "../MessageNotification.ts"
@@ -130,7 +130,12 @@ export const intakePaths = (
     ], { concurrency: "unbounded", bufferSize: 1 })
 
     const claimed = signals.pipe(
-      Stream.mapEffect((signal) => Effect.tap(claim(signal), (messages) => Effect.sync(() => onClaimed(messages))))
+      // A claim that completed is registered, even if the intake is being interrupted.
+      Stream.mapEffect((signal) =>
+        claim(signal).pipe(
+          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.sync(() => onClaimed(exit.value)) : Effect.void)
+        )
+      )
     )
 
     return [pushed, claimed] as const

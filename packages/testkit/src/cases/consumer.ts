@@ -60,7 +60,13 @@ export const consumer = ({ h, test }: Context) => {
       const second = yield* Effect.forkChild(consume)
       yield* Effect.yieldNow
       // Far less than the 60 s visibility timeout: unstarted claims were returned at shutdown.
-      yield* h.eventually("the reopened consumer handles the rest", Effect.sync(() => handled.size === total), "10 seconds")
+      yield* h.eventually("the reopened consumer handles the rest", Effect.sync(() => handled.size === total), "10 seconds").pipe(
+        // In flight here means claims nobody holds: lost until their visibility timeout.
+        Effect.catch((error) =>
+          Effect.flatMap(m.stats(q), (stats) =>
+            Effect.fail(new Error(`${error.message}; handled ${handled.size} of ${total}; queue ${JSON.stringify(stats)}`)))
+        )
+      )
       yield* Fiber.interrupt(second)
     }))
 
