@@ -51,12 +51,47 @@ const findProblem = (value: unknown, path: string, seen: Set<object>): InvalidPa
   return undefined
 }
 
-/** Refuses anything that is not a JSON value, reporting where. */
+/**
+ * The check on every send: no paths, no allocations. `ancestors` holds the
+ * objects on the way down, so only a real cycle (not a shared value) fails.
+ */
+const isJson = (value: unknown, ancestors: Array<object>): boolean => {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true
+    case "number":
+      return Number.isFinite(value)
+    case "object": {
+      if (value === null) return true
+      if (ancestors.includes(value)) return false
+      ancestors.push(value)
+      let ok = true
+      if (Array.isArray(value)) {
+        for (let i = 0; ok && i < value.length; i++) ok = isJson(value[i], ancestors)
+      } else {
+        const proto = Object.getPrototypeOf(value)
+        ok = proto === Object.prototype || proto === null
+        for (const key in value) {
+          if (!ok) break
+          if (Object.hasOwn(value, key)) ok = isJson((value as Record<string, unknown>)[key], ancestors)
+        }
+      }
+      ancestors.pop()
+      return ok
+    }
+    default:
+      return false
+  }
+}
+
+/** Refuses anything that is not a JSON value, reporting where (the path is only worked out on failure). */
 export const validate = (payload: unknown): Effect.Effect<Json, InvalidPayload> =>
-  Effect.suspend(() => {
-    const problem = findProblem(payload, "$", new Set())
-    return problem === undefined ? Effect.succeed(payload as Json) : Effect.fail(problem)
-  })
+  Effect.suspend(() =>
+    isJson(payload, [])
+      ? Effect.succeed(payload as Json)
+      : Effect.fail(findProblem(payload, "$", new Set()) ?? new InvalidPayload({ path: "$", message: "Payload is not JSON" }))
+  )
 
 /** Validates, encodes and enforces the provider's size limit in UTF-8 bytes. */
 export const encode = (
