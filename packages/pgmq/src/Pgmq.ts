@@ -15,7 +15,6 @@
  */
 import {
   type Message,
-  MessageNotification,
   Messaging,
   MessagingError,
   Observability,
@@ -23,12 +22,12 @@ import {
   QueueName
 } from "@conveyor/core"
 import { PgClient } from "@effect/sql-pg"
-import { Config, Context, Duration, Effect, Layer, Option, type Redacted, Schedule, Scope, Stream } from "effect"
+import { Config, Context, Duration, Effect, Layer, Option, type Redacted, Schedule, Scope } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { connectionError, fromSql, fromSqlOn, isConnectionFailure, provider } from "./internal/errors.ts"
-import * as PgmqEvent from "./PgmqEvent.ts"
+import * as Subscriptions from "./internal/subscriptions.ts"
 import * as Installer from "./PgmqInstaller.ts"
 import { PgmqListener } from "./PgmqListener.ts"
 import * as PgmqListenerModule from "./PgmqListener.ts"
@@ -318,13 +317,6 @@ export const make = (
     const settled = (receipt: Message.Receipt) => (rows: ReadonlyArray<unknown>) =>
       rows.length === 1 ? Effect.void : Effect.fail(stale(receipt))
 
-    /** Deliveries made by live subscriptions and not yet settled, one set per subscription. */
-    const subscriptionsHeld = new Set<Set<Message.Receipt>>()
-    const forget = (receipt: Message.Receipt) =>
-      Effect.sync(() => {
-        for (const held of subscriptionsHeld) held.delete(receipt)
-      })
-
     const ack = (receipt: Message.Receipt) =>
       Effect.gen(function*() {
         const { id, queue, readCt } = yield* claimOf(receipt, "ack")
@@ -429,73 +421,12 @@ export const make = (
         : { provider, healthy: false, latencyMs, push, detail: `PostgreSQL did not answer: ${probe.failure.message}` }
     })
 
-    const toNotifications = (
-      event: PgmqEvent.PgmqEvent,
-      visibilityMs: number
-    ): Effect.Effect<ReadonlyArray<MessageNotification.MessageNotification>> => {
-      const queue = event.queueName as QueueName.QueueName
-      const available = (id: Option.Option<string>, readyAt: Date) =>
-        MessageNotification.Available({
-          queue,
-          messageId: id,
-          visibleAt: readyAt.getTime() > Date.now() ? Option.some(readyAt) : Option.none()
-        })
-      switch (event._tag) {
-        case "QueueCreated":
-          return Effect.succeed([])
-        case "MessageReady":
-          return Effect.succeed([available(Option.some(event.msgId), event.readyAt)])
-        case "BatchReady": {
-          const listed = event.msgIds.map((id) => available(Option.some(id), event.readyAt))
-          return Effect.succeed(
-            event.messageCount > event.msgIds.length ? [...listed, available(Option.none(), event.readyAt)] : listed
-          )
-        }
-        case "MessageWithPayload":
-          // Claimed before it is handed on; if another consumer won, there is nothing to deliver.
-          return claimById(queue, event.msgId, visibilityMs).pipe(
-            Effect.map(Option.match({
-              onNone: () => [],
-              onSome: (row) => [MessageNotification.Message({ message: toQueued(queue, row, event.message) })]
-            })),
-            // A claim that failed still announces the message: the consumer claims it later.
-            Effect.catch(() => Effect.succeed([available(Option.some(event.msgId), event.readyAt)]))
-          )
-      }
-    }
-
-    const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, options: Messaging.SubscribeOptions) =>
-      Stream.unwrap(Effect.gen(function*() {
-        const visibilityMs = millis(options.visibilityTimeout)
-        // Like an AMQP channel closing, the end of a subscription returns every delivery it made
-        // that is not settled yet, wherever it is (in this stream or the consumer's hands).
-        const held = new Set<Message.Receipt>()
-        yield* Effect.acquireRelease(
-          Effect.sync(() => subscriptionsHeld.add(held)),
-          () =>
-            Effect.suspend(() => {
-              subscriptionsHeld.delete(held)
-              const receipts = [...held]
-              held.clear()
-              return Effect.forEach(receipts, (receipt) => Effect.ignore(nack(receipt)), {
-                concurrency: "unbounded",
-                discard: true
-              })
-            })
-        )
-        return listener.queueEvents(queues).pipe(
-          Stream.mapEffect(
-            (event) =>
-              // A claim that reached the database is recorded, even if the stream is being interrupted.
-              Effect.uninterruptible(Effect.tap(toNotifications(event, visibilityMs), (notifications) =>
-                Effect.sync(() => {
-                  for (const n of notifications) if (n._tag === "Message") held.add(n.message.receipt)
-                }))),
-            { concurrency: 8 }
-          ),
-          Stream.flattenIterable
-        )
-      }))
+    const subscriptions = Subscriptions.make({
+      events: listener.queueEvents,
+      claim: (queue, id, payload, visibilityMs) =>
+        Effect.map(claimById(queue, id, visibilityMs), Option.map((row) => toQueued(queue, row, payload))),
+      release: (receipt) => nack(receipt)
+    })
 
     const messaging = Observability.instrument({
       provider,
@@ -518,12 +449,12 @@ export const make = (
       sendBatch,
       receive,
       fetch,
-      ack: (receipt) => Effect.ensuring(ack(receipt), forget(receipt)),
-      nack: (receipt, options) => Effect.ensuring(nack(receipt, options), forget(receipt)),
+      ack: (receipt) => Effect.ensuring(ack(receipt), subscriptions.forget(receipt)),
+      nack: (receipt, options) => Effect.ensuring(nack(receipt, options), subscriptions.forget(receipt)),
       extendVisibility,
       stats,
       healthCheck,
-      subscribe,
+      subscribe: (queues, options) => subscriptions.subscribe(queues, millis(options.visibilityTimeout)),
       pushHealth: listener.health
     })
     return { messaging, listener }
