@@ -34,12 +34,8 @@ export interface Installation {
 /** The oldest extension whose tables and functions we rely on. */
 export const minimumExtensionVersion = "1.5.0"
 
-/**
- * The advisory lock every schema change takes, installs and queue DDL alike:
- * replacing the notify function while another session attaches it to a new
- * queue's table deadlocks otherwise.
- */
-export const lockKey = 0x636f6e76 // "conv"
+/** Installs take the schema's DDL lock (see `PgmqSchema.lockKey`). */
+export const lockKey = PgmqSchema.lockKey
 
 const atLeast = (version: string, minimum: string): boolean => {
   const parse = (v: string) => v.split(".").map((part) => Number.parseInt(part, 10) || 0)

@@ -14,7 +14,15 @@
  */
 
 /** Bumped whenever `statements` changes; recorded in `pgmq.conveyor_version`. */
-export const version = 1
+export const version = 2
+
+/**
+ * The advisory lock every schema change takes: installs, and creating or
+ * dropping a queue from any client. Replacing the notify function while
+ * another session attaches it to a new queue's table, or two sessions
+ * creating and dropping queues, otherwise deadlock in PostgreSQL.
+ */
+export const lockKey = 0x636f6e76 // "conv"
 
 /** Records which Conveyor components are installed, and with what configuration. */
 export const versionTable = `CREATE TABLE IF NOT EXISTS pgmq.conveyor_version (
@@ -79,8 +87,8 @@ DECLARE
   qtable text := pgmq.format_table_name("create".queue_name, 'q');
   atable text := pgmq.format_table_name("create".queue_name, 'a');
 BEGIN
-  -- Two sessions creating the same queue would race on the catalog.
-  PERFORM pg_advisory_xact_lock(hashtext('pgmq.create'), hashtext(qtable));
+  -- Queue DDL and installs serialize (see lockKey): they deadlock otherwise.
+  PERFORM pg_advisory_xact_lock(${lockKey});
   EXECUTE format(
     'CREATE TABLE IF NOT EXISTS pgmq.%I (
        msg_id bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY,
@@ -115,7 +123,7 @@ DECLARE
   qtable text := pgmq.format_table_name(drop_queue.queue_name, 'q');
   atable text := pgmq.format_table_name(drop_queue.queue_name, 'a');
 BEGIN
-  PERFORM pg_advisory_xact_lock(hashtext('pgmq.create'), hashtext(qtable));
+  PERFORM pg_advisory_xact_lock(${lockKey});
   IF NOT EXISTS (SELECT 1 FROM pgmq.meta m WHERE m.queue_name = substr(qtable, 3)) THEN
     RAISE NOTICE 'pgmq queue % does not exist', drop_queue.queue_name;
     RETURN false;

@@ -2,6 +2,7 @@
  * `conveyor-pgmq`, run as a user runs it (a child process), against
  * throw-away databases and directories.
  */
+import { PgmqSchema } from "@conveyor/pgmq"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
@@ -61,7 +62,7 @@ describe("conveyor-pgmq CLI", () => {
       assert.include(status.stdout, "0 queue(s)")
       const install = yield* cli(["install", "--channel-prefix", "app", "--database-url", url])
       assert.strictEqual(install.code, 0, install.stderr)
-      assert.include(install.stdout, "Conveyor PGMQ-compatible schema v1")
+      assert.include(install.stdout, `Conveyor PGMQ-compatible schema v${PgmqSchema.version}`)
       assert.include(install.stdout, "app.pgmq_queue_created")
       yield* runScript(url, Path.join(dir, files[0]!))
       const after = yield* cli(["status", "--database-url", url])
