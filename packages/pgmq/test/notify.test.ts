@@ -1,6 +1,6 @@
 /**
  * The notify triggers and their wire format, observed on a raw LISTEN
- * connection, with inserts made by plain SQL (as any PGMQ client would).
+ * connection, with inserts made by plain SQL (the way every PGMQ client does).
  */
 import { Messaging, QueueName } from "@conveyor/core"
 import { Pgmq, PgmqInstaller, PgmqNotifyConfig } from "@conveyor/pgmq"
