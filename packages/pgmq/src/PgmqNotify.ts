@@ -118,6 +118,19 @@ BEGIN
 END
 $fn$`
 
+/** A DO block that executes `statement` (SQL text that may use `qtable`) for every existing queue table. */
+const forEachQueueTable = (statement: string) => `DO $do$
+DECLARE
+  qtable text;
+BEGIN
+  FOR qtable IN SELECT 'q_' || m.queue_name FROM pgmq.meta m LOOP
+    IF to_regclass(format('pgmq.%I', qtable)) IS NOT NULL THEN
+      EXECUTE ${statement};
+    END IF;
+  END LOOP;
+END
+$do$`
+
 /** Applied in order; idempotent. Requires `pgmq.meta` (extension or Conveyor schema). */
 export const statements = (config: NotifyConfig.NotifyConfig): ReadonlyArray<string> => [
   namespaceFunction(config),
@@ -125,32 +138,12 @@ export const statements = (config: NotifyConfig.NotifyConfig): ReadonlyArray<str
   queueCreatedFunction(config),
   `CREATE OR REPLACE TRIGGER conveyor_queue_created AFTER INSERT ON pgmq.meta
 FOR EACH ROW EXECUTE FUNCTION pgmq.conveyor_on_queue_created()`,
-  `DO $do$
-DECLARE
-  qtable text;
-BEGIN
-  FOR qtable IN SELECT 'q_' || m.queue_name FROM pgmq.meta m LOOP
-    IF to_regclass(format('pgmq.%I', qtable)) IS NOT NULL THEN
-      EXECUTE ${attach("qtable")};
-    END IF;
-  END LOOP;
-END
-$do$`
+  forEachQueueTable(attach("qtable"))
 ]
 
 /** Undoes `statements`: the queues stay, they just stop notifying. */
 export const rollback: ReadonlyArray<string> = [
-  `DO $do$
-DECLARE
-  qtable text;
-BEGIN
-  FOR qtable IN SELECT 'q_' || m.queue_name FROM pgmq.meta m LOOP
-    IF to_regclass(format('pgmq.%I', qtable)) IS NOT NULL THEN
-      EXECUTE format('DROP TRIGGER IF EXISTS ${triggerName} ON pgmq.%I', qtable);
-    END IF;
-  END LOOP;
-END
-$do$`,
+  forEachQueueTable(`format('DROP TRIGGER IF EXISTS ${triggerName} ON pgmq.%I', qtable)`),
   `DROP TRIGGER IF EXISTS conveyor_queue_created ON pgmq.meta`,
   `DROP FUNCTION IF EXISTS pgmq.conveyor_on_queue_created()`,
   `DROP FUNCTION IF EXISTS pgmq.conveyor_notify_message_ready()`,
