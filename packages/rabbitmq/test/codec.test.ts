@@ -42,7 +42,7 @@ describe("message ids", () => {
       assert.strictEqual(third!.enqueuedAt.getTime(), enqueuedAt)
       assert.strictEqual(third!.receiveCount, 3)
       yield* m.ack(third!.receipt)
-    }).pipe(Effect.provide(layer())))
+    }).pipe(Effect.scoped, Effect.provide(layer())))
 
   it.live("a foreign id does not pass for a time: enqueuedAt falls back to the AMQP timestamp", () =>
     Effect.gen(function*() {

@@ -32,7 +32,7 @@ describe("deliveries", () => {
       assert.deepStrictEqual(rest.map((message) => message.payload), ["b"])
       yield* m.ack(rest[0]!.receipt)
       assert.strictEqual((yield* m.stats(q)).depth, 0)
-    }).pipe(Effect.provide(layer())))
+    }).pipe(Effect.scoped, Effect.provide(layer())))
 
   it.live("subscribe: prefetch is the demand and a delivery is acked only when the subscriber acks it", () =>
     Effect.gen(function*() {
@@ -56,7 +56,7 @@ describe("deliveries", () => {
       yield* m.ack(first.receipt)
       const third = yield* Queue.take(inbox)
       assert.strictEqual(third.payload, 3)
-    }).pipe(Effect.provide(layer())))
+    }).pipe(Effect.scoped, Effect.provide(layer())))
 
   it.live("receiveCount is exact through nacks and visibility timeouts on a classic queue", () =>
     Effect.gen(function*() {
@@ -77,7 +77,7 @@ describe("deliveries", () => {
       counts.push(last!.receiveCount)
       assert.deepStrictEqual(counts, [1, 2, 3, 4, 5])
       assert.strictEqual(last!.enqueuedAt.getTime(), expiring!.enqueuedAt.getTime(), "requeues keep the first send time")
-    }).pipe(Effect.provide(layer())))
+    }).pipe(Effect.scoped, Effect.provide(layer())))
 
   for (const kind of ["classic", "quorum"] as const) {
     it.live(`${kind}: a claim lost with its connection is redelivered with receiveCount 2 and its receipt is stale`, () => {
@@ -95,7 +95,7 @@ describe("deliveries", () => {
         assert.strictEqual(again?.id, id)
         assert.strictEqual(again?.receiveCount, 2)
         yield* m.ack(again!.receipt)
-      }).pipe(Effect.provide(layer({ connectionName: name, queueKind: kind })))
+      }).pipe(Effect.scoped, Effect.provide(layer({ connectionName: name, queueKind: kind })))
     })
   }
 
@@ -122,5 +122,5 @@ describe("deliveries", () => {
       yield* Fiber.interrupt(fiber)
       const dead = yield* onRawChannel(connection, (ch) => ch.checkQueue(Topology.deadLetterQueue(q)))
       assert.strictEqual(dead.messageCount, 3)
-    }).pipe(Effect.provide(layer())))
+    }).pipe(Effect.scoped, Effect.provide(layer())))
 })

@@ -47,7 +47,7 @@ describe("faults", () => {
       yield* eventually(`all ${total} processed`, Effect.sync(() => processed.size === total))
       assert.deepStrictEqual(health.slice(0, 3), ["Connected", "Degraded", "Reconnected"])
       yield* eventually("the queue is drained", Effect.orDie(Effect.map(m.stats(q), (s) => s.depth === 0)))
-    }).pipe(Effect.provide(layer({ connectionName: name })))
+    }).pipe(Effect.scoped, Effect.provide(layer({ connectionName: name })))
   }, 30_000)
 
   it.live("a queue deleted under a live subscription ends the stream with QueueNotFound after every sent message", () =>
@@ -74,7 +74,7 @@ describe("faults", () => {
       assert.strictEqual(error._tag, "QueueNotFound")
       assert.include(error.message, q)
       assert.deepStrictEqual([...processed].sort(), [...ids].sort())
-    }).pipe(Effect.provide(layer())))
+    }).pipe(Effect.scoped, Effect.provide(layer())))
 
   it.live("the broker unreachable at start: ConnectionError once the retry schedule ends", () =>
     Effect.gen(function*() {
@@ -139,7 +139,7 @@ describe("bad input", () => {
           assert.isFalse(yield* rawQueueExists(connection, name), `${JSON.stringify(name)} was not declared`)
         }
       }
-    }).pipe(Effect.provide(layer())))
+    }).pipe(Effect.scoped, Effect.provide(layer())))
 
   it.live("a payload over the configured maximum is MessageTooLarge and nothing is sent", () =>
     Effect.gen(function*() {
@@ -152,6 +152,6 @@ describe("bad input", () => {
       assert.strictEqual(error._tag === "MessageTooLarge" && error.bytes, 257)
       assert.strictEqual((yield* Effect.flip(m.sendBatch(q, ["ok", "x".repeat(300)])))._tag, "MessageTooLarge")
       assert.strictEqual((yield* m.stats(q)).depth, 1)
-    }).pipe(Effect.provide(layer({ maxPayloadBytes: 256 }))))
+    }).pipe(Effect.scoped, Effect.provide(layer({ maxPayloadBytes: 256 }))))
 })
 

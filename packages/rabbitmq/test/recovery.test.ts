@@ -91,7 +91,7 @@ describe("recovery", () => {
       const line = stdout.split("\n").find((l) => l.includes(`{"connection_name","${name}"}`))
       assert.isDefined(line)
       assert.strictEqual(line!.split("\t").at(-1), "3")
-    }).pipe(Effect.provide(layer({ connectionName: name, heartbeat: "3 seconds" })))
+    }).pipe(Effect.scoped, Effect.provide(layer({ connectionName: name, heartbeat: "3 seconds" })))
   })
 
   it.live("layerConfig reads RABBITMQ_URL (the backend switch's call) and fails clearly without it", () =>

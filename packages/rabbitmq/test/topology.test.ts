@@ -53,7 +53,7 @@ describe("Topology", () => {
       }
       const dlxGone = yield* onRawChannel(connection, (ch) => ch.checkExchange(Topology.deadLetterExchange(q)).then(() => false, () => true))
       assert.isTrue(dlxGone)
-    }).pipe(Effect.provide(layer())))
+    }).pipe(Effect.scoped, Effect.provide(layer())))
 
   it.live("quorum queues by option, per layer or per queue; a kind clash is a clear error that poisons nothing", () =>
     Effect.gen(function*() {
@@ -70,7 +70,7 @@ describe("Topology", () => {
       // The management channel the 406 closed is reopened for the next operation.
       yield* m.send(byQueue, "still fine")
       assert.strictEqual((yield* m.stats(byQueue)).visible, 1)
-    }).pipe(Effect.provide(layer({ queueKind: "quorum" }))))
+    }).pipe(Effect.scoped, Effect.provide(layer({ queueKind: "quorum" }))))
 
   it.live("a delayed message waits in <q>_delay_<ms>, then dead-letters into the queue", () =>
     Effect.gen(function*() {
@@ -88,7 +88,7 @@ describe("Topology", () => {
       assert.strictEqual(message?.id, id)
       assert.strictEqual(message?.receiveCount, 1)
       assert.deepStrictEqual(message?.headers, {}, "broker and provider headers (x-death, x-conveyor-*) stay hidden")
-    }).pipe(Effect.provide(layer())))
+    }).pipe(Effect.scoped, Effect.provide(layer())))
 
   it.live("after a reconnect the layer redeclares the queues it ensured", () => {
     const name = uniqueConnectionName("redeclare")
@@ -102,6 +102,6 @@ describe("Topology", () => {
       assert.strictEqual(yield* closeConnectionsNamed(name), 1)
       yield* m.pushHealth.pipe(Stream.filter((h) => h._tag === "Reconnected"), Stream.runHead)
       assert.isTrue(yield* rawQueueExists(connection, q))
-    }).pipe(Effect.provide(layer({ connectionName: name })))
+    }).pipe(Effect.scoped, Effect.provide(layer({ connectionName: name })))
   })
 })
