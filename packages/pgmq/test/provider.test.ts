@@ -89,6 +89,23 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
       assert.strictEqual(yield* count(`q_${QueueName.deadLetter(q)}`), 1)
     }))
 
+  it.effect("ensureQueue creates the queue and its dead-letter queue, or neither, and keeps PostgreSQL's reason", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const sql = yield* SqlClient.SqlClient
+      const q = uniqueQueue()
+      // Something else already holds the dead-letter queue's table name: its create must fail.
+      yield* sql`CREATE VIEW pgmq.${sql(`q_${QueueName.deadLetter(q)}`)} AS SELECT 1 AS one`
+      yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP VIEW pgmq.${sql(`q_${QueueName.deadLetter(q)}`)}`))
+      const error = yield* Effect.flip(m.ensureQueue(q))
+      assert.strictEqual(error._tag, "ProviderError")
+      assert.include(error.message, "cannot create index", "the server's own reason")
+      assert.isFalse(yield* m.queueExists(q), "the main queue was not left behind")
+      const [tables] = yield* sql<{ readonly n: number }>`
+        SELECT count(*)::integer AS n FROM pg_tables WHERE schemaname = 'pgmq' AND tablename IN (${`q_${q}`}, ${`a_${q}`})`
+      assert.strictEqual(tables!.n, 0)
+    }))
+
   it.effect("send, ack and nack join the caller's transaction: a rollback undoes them", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
