@@ -106,6 +106,35 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
       assert.strictEqual(tables!.n, 0)
     }))
 
+  it.effect("header values other PGMQ clients wrote that are not strings are kept, as their JSON text", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const sql = yield* SqlClient.SqlClient
+      const q = yield* freshQueue
+      yield* sql`SELECT pgmq.send(${q}::text, '{"from":"sql"}'::jsonb,
+        '{"tenant":"acme","n":5,"ok":true,"tags":["a","b"],"none":null}'::jsonb)`
+      const [message] = yield* m.receive(q, long)
+      assert.deepStrictEqual(message!.payload, { from: "sql" })
+      assert.deepStrictEqual(message!.headers, { tenant: "acme", n: "5", ok: "true", tags: "[\"a\",\"b\"]", none: "null" })
+    }))
+
+  it.effect("receive and fetch by id set last_read_at, as PGMQ's read does", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const sql = yield* SqlClient.SqlClient
+      const q = yield* freshQueue
+      const [received, fetched, untouched] = yield* m.sendBatch(q, ["received", "fetched", "untouched"])
+      const lastRead = Effect.map(
+        sql<{ readonly msg_id: bigint; readonly last_read_at: Date | null }>`
+          SELECT msg_id, last_read_at FROM pgmq.${sql(`q_${q}`)} ORDER BY msg_id`,
+        (rows) => rows.map((row) => [String(row.msg_id), row.last_read_at !== null])
+      )
+      assert.deepStrictEqual(yield* lastRead, [[received, false], [fetched, false], [untouched, false]])
+      yield* m.receive(q, { max: 1, visibilityTimeout: "30 seconds" })
+      assert.isTrue(Option.isSome(yield* m.fetch(q, fetched!, { visibilityTimeout: "30 seconds" })))
+      assert.deepStrictEqual(yield* lastRead, [[received, true], [fetched, true], [untouched, false]])
+    }))
+
   it.effect("send, ack and nack join the caller's transaction: a rollback undoes them", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
