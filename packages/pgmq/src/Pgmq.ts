@@ -15,9 +15,9 @@
  * caller's own writes (the layer provides `SqlClient` for that); such calls
  * are never batched with work outside the transaction.
  */
-import { Durations, Messaging, MessagingError, Observability, Payload } from "@conveyor/core"
+import { Durations, Messaging, MessagingError, Observability, Payload, QueueName } from "@conveyor/core"
 import { PgClient } from "@effect/sql-pg"
-import { Config, Context, Duration, Effect, Layer, type Redacted, Schedule, Scope } from "effect"
+import { Config, Context, Duration, Effect, Layer, type Redacted, Schedule, Scope, Stream } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import { SqlClient } from "effect/sql"
 import { connectionError, fromSql, isConnectionFailure, provider } from "./internal/errors.ts"
@@ -137,6 +137,10 @@ export const make = (
     const settlement = yield* Settlement.make(tables, queues, { ackMode })
     const { healthCheck, stats } = Stats.make(tables, queues, listener.currentHealth)
 
+    // Names are branded, but a cast forges one: every name is checked again before it nears SQL.
+    const valid = <A, E>(name: string, use: (queue: QueueName.QueueName) => Effect.Effect<A, E>) =>
+      Effect.flatMap(QueueName.make(name), use)
+
     const subscriptions = Subscriptions.make({
       events: listener.queueEvents,
       claim: claims.claim,
@@ -155,22 +159,27 @@ export const make = (
         delayedDelivery: true,
         deadLetter: true
       },
-      ensureQueue: queues.ensureQueue,
-      deleteQueue: queues.deleteQueue,
-      queueExists: queues.queueExists,
+      ensureQueue: (queue) => valid(queue, queues.ensureQueue),
+      deleteQueue: (queue) => valid(queue, queues.deleteQueue),
+      queueExists: (queue) => valid(queue, queues.queueExists),
       listQueues: queues.listQueues,
-      purgeQueue: queues.purgeQueue,
-      send: sends.send,
-      sendBatch: sends.sendBatch,
-      receive: claims.receive,
-      fetch: claims.fetch,
-      ack: (receipt) => Effect.ensuring(settlement.ack(receipt), subscriptions.forget(receipt)),
-      nack: (receipt, options) => Effect.ensuring(settlement.nack(receipt, options), subscriptions.forget(receipt)),
-      extendVisibility: settlement.extendVisibility,
-      stats,
+      purgeQueue: (queue) => valid(queue, queues.purgeQueue),
+      send: (queue, payload, options) => valid(queue, (q) => sends.send(q, payload, options)),
+      sendBatch: (queue, payloads, options) => valid(queue, (q) => sends.sendBatch(q, payloads, options)),
+      receive: (queue, options) => valid(queue, (q) => claims.receive(q, options)),
+      fetch: (queue, id, options) => valid(queue, (q) => claims.fetch(q, id, options)),
+      ack: (receipt) =>
+        valid(receipt.queue, () => Effect.ensuring(settlement.ack(receipt), subscriptions.forget(receipt))),
+      nack: (receipt, options) =>
+        valid(receipt.queue, () => Effect.ensuring(settlement.nack(receipt, options), subscriptions.forget(receipt))),
+      extendVisibility: (receipt, duration) => valid(receipt.queue, () => settlement.extendVisibility(receipt, duration)),
+      stats: (queue) => valid(queue, stats),
       healthCheck,
-      subscribe: (queues, options) =>
-        subscriptions.subscribe(queues, Durations.millis(options.visibilityTimeout), options.prefetch),
+      subscribe: (names, options) =>
+        Stream.unwrap(Effect.map(
+          Effect.forEach(names, QueueName.make),
+          (valid) => subscriptions.subscribe(valid, Durations.millis(options.visibilityTimeout), options.prefetch)
+        )),
       pushHealth: listener.health
     })
     return { messaging, listener }

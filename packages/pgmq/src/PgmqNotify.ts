@@ -20,7 +20,7 @@
 import * as NotifyConfig from "./PgmqNotifyConfig.ts"
 
 /** Bumped whenever the generated SQL changes; recorded in `pgmq.conveyor_version`. */
-export const version = 2
+export const version = 1
 
 export const triggerName = "conveyor_notify"
 

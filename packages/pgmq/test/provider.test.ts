@@ -171,15 +171,56 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
       assert.strictEqual(yield* count(`q_${q}`), 0)
     }))
 
-  it.effect("queue names carrying SQL never reach SQL", () =>
+  it.effect("forged queue names carrying SQL never reach PostgreSQL, through any operation", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
-      for (const name of ["x'; drop table pgmq.meta; --", "\"x\"", "x.y", "X", ""]) {
-        const error = yield* Effect.flip(QueueName.make(name))
-        assert.strictEqual(error._tag, "InvalidQueueName", name)
-      }
-      const [meta] = yield* sql<{ readonly found: boolean }>`SELECT to_regclass('pgmq.meta') IS NOT NULL AS found`
-      assert.isTrue(meta!.found)
+      const app = `conveyor-pgmq-forged-${Math.random().toString(36).slice(2, 8)}`
+      const marker = `SELECT 'before the forged names ${app}'`
+      const hostile = ["x'; drop table pgmq.meta; --", "x\"; CREATE TABLE pgmq.pwned (i int); --", "x.y", "X", "", "x".repeat(64), "a b"]
+      // Each backend's last statement, from outside the provider's own connections.
+      const lastStatements = Effect.map(
+        sql<{ readonly application_name: string; readonly query: string }>`
+          SELECT application_name, query FROM pg_stat_activity WHERE application_name LIKE ${`${app}%`}::text
+          ORDER BY application_name`,
+        (rows) => rows.map((row) => [row.application_name, row.query])
+      )
+      const before = yield* Effect.gen(function*() {
+        const m = yield* Messaging.Messaging
+        const own = yield* SqlClient.SqlClient
+        yield* own.unsafe(marker)
+        const before = yield* lastStatements
+        for (const name of hostile) {
+          const q = name as QueueName.QueueName
+          const receipt = { provider: "pgmq", queue: q, messageId: "1", token: 1 }
+          const attempts = [
+            m.ensureQueue(q),
+            m.deleteQueue(q),
+            m.queueExists(q),
+            m.purgeQueue(q),
+            m.stats(q),
+            m.send(q, 1),
+            m.sendBatch(q, [1]),
+            m.receive(q, long),
+            m.fetch(q, "1", long),
+            m.ack(receipt),
+            m.nack(receipt),
+            m.nack(receipt, { requeue: false }),
+            m.extendVisibility(receipt, "1 second"),
+            Stream.runDrain(m.subscribe([q], long))
+          ]
+          for (const attempt of attempts) {
+            const error = yield* Effect.flip(attempt)
+            assert.strictEqual(error._tag, "InvalidQueueName", `${JSON.stringify(name)}: ${error.message}`)
+          }
+        }
+        assert.deepStrictEqual(yield* lastStatements, before, "no statement since the marker, on the pool or the listener")
+        return before
+      }).pipe(Effect.provide(testLayer({ applicationName: app, maxConnections: 1 })))
+      // One pool connection (its last statement the marker) and the listener: nothing else could have run.
+      assert.deepStrictEqual(before.map(([name, query]) => name === app ? query : name), [marker, `${app}:listener`])
+      const [found] = yield* sql<{ readonly meta: boolean; readonly pwned: boolean }>`
+        SELECT to_regclass('pgmq.meta') IS NOT NULL AS meta, to_regclass('pgmq.pwned') IS NOT NULL AS pwned`
+      assert.deepStrictEqual(found, { meta: true, pwned: false })
     }))
 
   it.effect("an oversize message is MessageTooLarge and nothing is stored", () =>
