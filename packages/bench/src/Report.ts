@@ -40,6 +40,13 @@ export const section = (s: Section, get: Lookup): string => {
       lines.push(`| ${run} | ${label} (${unit}) | ${cells.join(" | ")} |${ratios.map((r) => ` ${r} |`).join("")}`)
     }
   }
+  const base = get("conveyor", s.runs[0]!, "rssBaseMiB")
+  lines.push(
+    "",
+    `Peak RSS: of the whole measuring process (\`process.resourceUsage().maxRSS\`); every run has a process of its own, ${
+      base === undefined ? "" : `~${base.toFixed(0)} MiB once its modules are loaded, `
+    }so peers and raw loops are measured the same way.`
+  )
   if (s.verdicts.length > 0) {
     lines.push("", "Bars:", "")
     for (const { bar, verdict } of s.verdicts) {

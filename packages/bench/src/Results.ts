@@ -25,7 +25,8 @@ export const metrics = {
   msgPerSec: { label: "msg/s", unit: "msg/s", higherIsBetter: true },
   hopP50: { label: "hop p50", unit: "ms", higherIsBetter: false },
   firstHopP50: { label: "first-hop p50", unit: "ms", higherIsBetter: false },
-  rssPeakMiB: { label: "peak RSS", unit: "MiB", higherIsBetter: false }
+  rssPeakMiB: { label: "peak RSS", unit: "MiB", higherIsBetter: false },
+  rssBaseMiB: { label: "RSS at start", unit: "MiB", higherIsBetter: false }
 } as const
 
 export type Metric = keyof typeof metrics
@@ -34,8 +35,9 @@ export type Metric = keyof typeof metrics
 export const metricsOf = (run: RunKey): ReadonlyArray<Metric> =>
   run === "w1" ? ["p50", "p99"] : run === "w3" ? ["msgPerSec", "hopP50", "firstHopP50", "rssPeakMiB"] : ["msgPerSec", "rssPeakMiB"]
 
-const valueOf = (result: Result, metric: Metric): number | undefined => {
+export const valueOf = (result: Result, metric: Metric): number | undefined => {
   if (metric === "rssPeakMiB") return result.rssPeakMiB
+  if (metric === "rssBaseMiB") return result.rssBaseMiB
   const m = result.measurement as Partial<Record<Metric, number>>
   return m[metric]
 }

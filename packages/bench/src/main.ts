@@ -22,7 +22,7 @@ import * as Bars from "./Bars.ts"
 import type { Provider } from "./Provider.ts"
 import { type ProviderName, providerNames, providers } from "./Providers.ts"
 import * as Report from "./Report.ts"
-import { format, lookup, metrics, metricsOf, type Result } from "./Results.ts"
+import { format, type Lookup, lookup, metrics, metricsOf, type Result, valueOf } from "./Results.ts"
 import { type Answer, countsFor, type Spec } from "./Run.ts"
 import { workloadNames } from "./Workloads.ts"
 
@@ -102,9 +102,18 @@ const runChild = (spec: Spec) =>
 const describe = (result: Result) =>
   metricsOf(result.run).map((metric) => {
     const { label, unit } = metrics[metric]
-    const value = metric === "rssPeakMiB" ? result.rssPeakMiB : (result.measurement as unknown as Record<string, number>)[metric]
-    return `${label} ${format(value, unit)} ${unit}`
+    return `${label} ${format(valueOf(result, metric), unit)} ${unit}`
   }).join(", ")
+
+/** run → metric → subject → median, for readers of the JSON. */
+const medians = (section: Report.Section, get: Lookup) =>
+  Object.fromEntries(section.runs.map((run) => [
+    run,
+    Object.fromEntries(metricsOf(run).map((metric) => [
+      metric,
+      Object.fromEntries(section.subjects.map((subject) => [subject, get(subject, run, metric) ?? null]))
+    ]))
+  ]))
 
 const writeResults = (data: unknown) =>
   Effect.promise(async () => {
@@ -154,18 +163,20 @@ const bench = Command.make("bench", {
       const sectionResults: Array<Result> = []
       for (const { label, spec } of s.planned) {
         const answer = yield* runChild(spec)
-        const elapsed = ((performance.now() - startedAt) / 1000).toFixed(0)
         done++
+        const elapsedSeconds = (performance.now() - startedAt) / 1000
+        const left = ((elapsedSeconds / done) * (total - done)).toFixed(0)
+        const elapsed = `${elapsedSeconds.toFixed(0)} s, ~${left} s left`
         if (answer.ok) {
           sectionResults.push(answer.result)
           yield* say(
-            `[${done}/${total}, ${elapsed} s] ${label}: ${describe(answer.result)} (${answer.result.seconds.toFixed(1)} s, load ${
+            `[${done}/${total}, ${elapsed}] ${label}: ${describe(answer.result)} (${answer.result.seconds.toFixed(1)} s, load ${
               answer.load1.toFixed(2)
             })`
           )
         } else {
           failures.push({ label, error: answer.error })
-          yield* say(`[${done}/${total}, ${elapsed} s] ${label}: FAILED: ${answer.error}`)
+          yield* say(`[${done}/${total}, ${elapsed}] ${label}: FAILED: ${answer.error}`)
         }
       }
       results.push(...sectionResults)
@@ -196,6 +207,7 @@ const bench = Command.make("bench", {
           role,
           config
         })),
+        medians: medians(r, lookup(results.filter((result) => result.provider === r.provider.name))),
         loadBefore: r.loadBefore,
         loadAfter: r.loadAfter,
         bars: r.verdicts.map(({ bar, verdict }) => ({ bar, ...verdict }))

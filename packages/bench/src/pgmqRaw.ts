@@ -7,7 +7,8 @@
  * - busy: `ceil(concurrency / 16)` loops of `pgmq.read(q, vt, 16)`, the
  *   batch's handlers run at once, then one `send_batch` of the next hops
  *   they asked for and one `pgmq.archive(q, ids[])` per batch — W2/W3's path;
- * - a loop that read nothing waits for the next notification (or 250 ms).
+ * - a loop that read nothing (or claimed by id with nothing more announced)
+ *   waits for the next notification, or 250 ms.
  * Sends: `pgmq.send`; batches: one `pgmq.send_batch`.
  */
 import { Effect } from "effect"
@@ -93,7 +94,8 @@ const consumer = (db: pg.Pool, listener: pg.Client, queue: string) =>
             batch
           ])
         if (rows.length > 0) await settle(rows)
-        else if (id === undefined) await idle()
+        // A read that found nothing, or a claim by id with nothing else announced: the queue is idle.
+        if ((id === undefined && rows.length === 0) || (id !== undefined && announced.length === 0)) await idle()
       }
     }
     listener.on("notification", onNotification)
