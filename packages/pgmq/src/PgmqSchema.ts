@@ -27,7 +27,7 @@ export const version = 3
 export const lockKey = 0x636f6e76 // "conv"
 
 /** pgmq's limit: `archived_at_idx_<name>` (16 + 47) must fit PostgreSQL's 63-byte identifiers. */
-export const maxQueueNameLength = 47
+const maxQueueNameLength = 47
 
 /** Records which Conveyor components are installed, and with what configuration. */
 export const versionTable = `CREATE TABLE IF NOT EXISTS pgmq.conveyor_version (
