@@ -2,9 +2,11 @@
 import type { Verdict } from "./Bars.ts"
 import type { Provider, RunKey } from "./Provider.ts"
 import { format, type Lookup, metrics, metricsOf } from "./Results.ts"
+import type { Counts } from "./Workloads.ts"
 
 export interface Section {
   readonly provider: Provider
+  readonly counts: Counts
   readonly subjects: ReadonlyArray<string>
   readonly runs: ReadonlyArray<RunKey>
   readonly loadBefore: ReadonlyArray<number>
@@ -23,6 +25,10 @@ export const section = (s: Section, get: Lookup): string => {
     `## ${s.provider.name}`,
     "",
     `Machine load (\`os.loadavg()\`, 1 / 5 / 15 min): ${load(s.loadBefore)} before, ${load(s.loadAfter)} after.`,
+    "",
+    `Counts: W1 ${s.counts.latencySamples} samples after ${s.counts.latencyWarmup} warm-up; W2 ${
+      s.counts.drainMessages.toLocaleString("en-US")
+    } messages; W3 ${s.counts.chains} chains × ${s.counts.hops} hops, ${s.counts.chainConcurrency} handlers.`,
     "",
     ...s.provider.subjects.filter((subject) => s.subjects.includes(subject.name)).map((subject) =>
       `- **${subject.name}**: ${subject.config}`

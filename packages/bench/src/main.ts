@@ -162,7 +162,13 @@ const bench = Command.make("bench", {
       yield* say(`${s.name}: load average ${loadBefore.map((l) => l.toFixed(2)).join(" ")}`)
       const sectionResults: Array<Result> = []
       for (const { label, spec } of s.planned) {
-        const answer = yield* runChild(spec)
+        // A run past its own limit fails itself; this catches one stuck closing its connections.
+        const answer = yield* runChild(spec).pipe(
+          Effect.timeoutOrElse({
+            duration: `${countsFor(quick, s.provider.counts).limitSeconds * 2} seconds`,
+            orElse: () => Effect.succeed<Answer>({ ok: false, error: "measuring process did not finish; killed" })
+          })
+        )
         done++
         const elapsedSeconds = (performance.now() - startedAt) / 1000
         const left = ((elapsedSeconds / done) * (total - done)).toFixed(0)
@@ -185,7 +191,15 @@ const bench = Command.make("bench", {
         const verdict = bar.evaluate(get)
         return verdict === undefined ? [] : [{ bar: bar.text, verdict }]
       })
-      const report = { provider: s.provider, subjects: s.subjects, runs: s.runs, loadBefore, loadAfter: os.loadavg(), verdicts }
+      const report = {
+        provider: s.provider,
+        counts: countsFor(quick, s.provider.counts),
+        subjects: s.subjects,
+        runs: s.runs,
+        loadBefore,
+        loadAfter: os.loadavg(),
+        verdicts
+      }
       reports.push(report)
       yield* Console.log(`${Report.section(report, get)}\n`)
     }
@@ -201,7 +215,7 @@ const bench = Command.make("bench", {
       seconds,
       sections: reports.map((r) => ({
         provider: r.provider.name,
-        counts: countsFor(quick, r.provider.counts),
+        counts: r.counts,
         subjects: r.provider.subjects.filter((subject) => r.subjects.includes(subject.name)).map(({ config, name, role }) => ({
           name,
           role,

@@ -23,8 +23,8 @@ const make = (mode: "notify" | "poll"): Subject => ({
   name: `pg-boss (${mode})`,
   role: "peer",
   config: mode === "notify"
-    ? "pg-boss 12.38, useListenNotify + queue notify; N handlers = N/16 workers × batchSize 16, burstWhenBatchFull"
-    : "pg-boss 12.38, default polling (2 s); N handlers = N/16 workers × batchSize 16, burstWhenBatchFull",
+    ? "pg-boss 12.38, useListenNotify + queue notify; N ≥ 16 handlers = N/16 workers × batchSize 16, burstWhenBatchFull; W1: one worker"
+    : "pg-boss 12.38, default polling (2 s); N ≥ 16 handlers = N/16 workers × batchSize 16, burstWhenBatchFull; W1: one worker",
   // A polling worker waits ~1 s per W1 sample: fewer samples keep the run short.
   ...(mode === "poll" ? { latencySampleScale: 0.02, maxRounds: 1 } : {}),
   connect: Effect.gen(function*() {
