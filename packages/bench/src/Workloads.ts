@@ -180,7 +180,7 @@ export const measure = (
         return { workload, concurrency, messages: counts.drainMessages, msgPerSec }
       }
       case "w3": {
-        yield* chainRun(connection, Math.min(20, counts.chains), 5, counts.chainConcurrency, counts)
+        yield* chainRun(connection, counts.chains, Math.min(5, counts.hops), counts.chainConcurrency, counts)
         return yield* chainRun(connection, counts.chains, counts.hops, counts.chainConcurrency, counts)
       }
     }

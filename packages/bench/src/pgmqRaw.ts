@@ -47,7 +47,12 @@ const consumer = (db: pg.Pool, listener: pg.Client, queue: string) =>
     const batch = Math.min(concurrency, readBatch)
     const loops = Math.max(1, Math.ceil(concurrency / readBatch))
     const announced: Array<string> = []
-    let wake: () => void = () => {}
+    const idlers = new Set<() => void>()
+    const wake = () => {
+      for (const resume of idlers) resume()
+    }
+    // A notification that came while no loop was idle: the next idle returns at once.
+    let pending = false
     let stopped = false
     const onNotification = (notification: pg.Notification) => {
       try {
@@ -57,15 +62,23 @@ const consumer = (db: pg.Pool, listener: pg.Client, queue: string) =>
       } catch {
         return
       }
+      pending = true
       wake()
     }
     const idle = () =>
       new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, idlePollMillis)
-        wake = () => {
+        if (pending || stopped) {
+          pending = false
+          return resolve()
+        }
+        const resume = () => {
+          pending = false
+          idlers.delete(resume)
           clearTimeout(timer)
           resolve()
         }
+        const timer = setTimeout(resume, idlePollMillis)
+        idlers.add(resume)
       })
     const settle = async (rows: ReadonlyArray<Claimed>) => {
       const next: Array<Hop> = []
