@@ -12,7 +12,7 @@
  * everything.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Config, Console, Effect, Option } from "effect"
+import { Config, Console, Effect, Option, Schema } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { fork } from "node:child_process"
 import { mkdir, writeFile } from "node:fs/promises"
@@ -30,6 +30,11 @@ const resultsDir = new URL("../../../bench-results/", import.meta.url)
 const childPath = fileURLToPath(new URL("./Child.ts", import.meta.url))
 
 const say = (text: string) => Effect.sync(() => process.stderr.write(`bench: ${text}\n`))
+
+export class UnknownSelection extends Schema.TaggedError<UnknownSelection>()("UnknownSelection", {
+  word: Schema.String,
+  message: Schema.String
+}) {}
 
 interface Planned {
   readonly spec: Spec
@@ -51,9 +56,8 @@ const select = (words: ReadonlyArray<string>, loaded: ReadonlyArray<Provider>) =
       else if ((workloadNames as ReadonlyArray<string>).includes(word)) selection.workloads.push(word)
       else if (subjectNames.some((name) => name.startsWith(word))) selection.subjects.push(word)
       else {
-        return yield* Effect.fail(
-          new Error(`Unknown selection "${word}": expected one of ${[...providerNames, ...workloadNames, ...subjectNames].join(", ")}`)
-        )
+        const known = [...providerNames, ...workloadNames, ...subjectNames].join(", ")
+        return yield* new UnknownSelection({ word, message: `Unknown selection "${word}": expected one of ${known}` })
       }
     }
     return selection satisfies Selection
