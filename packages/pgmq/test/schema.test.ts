@@ -4,7 +4,7 @@
  * functions, as other PGMQ clients call them, are tested in
  * `schema-queues.test.ts` and `schema-messages.test.ts`.
  */
-import { PgmqInstaller, PgmqNotifyConfig, PgmqSchema } from "@conveyor/pgmq"
+import { PgmqInstaller, PgmqNotify, PgmqNotifyConfig, PgmqSchema } from "@conveyor/pgmq"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
@@ -31,7 +31,7 @@ describe("PGMQ-compatible schema", () => {
       assert.deepStrictEqual((yield* PgmqInstaller.detect).flavor, { _tag: "Absent" })
       const first = yield* installed
       assert.deepStrictEqual(first.flavor, { _tag: "Conveyor", version: PgmqSchema.version })
-      assert.strictEqual(first.notify?.version, 1)
+      assert.strictEqual(first.notify?.version, PgmqNotify.version)
       const [before] = yield* sql<{ readonly at: Date }>`
         SELECT installed_at AS at FROM pgmq.conveyor_version WHERE component = 'schema'`
       const second = yield* installed
