@@ -6,102 +6,24 @@
  * section per provider and a summary of the bars, and writes everything to
  * bench-results/.
  *
- * A selection word is a provider (`pgmq`), a workload (`w1`, `w2`, `w3`) or
- * the start of a subject's name (`raw`, `pg-boss`); words of one kind are
- * alternatives, kinds narrow each other. Without words (or `BENCH_ONLY`):
- * everything.
+ * Selection words: see Plan.ts; without words (or `BENCH_ONLY`), everything.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Config, Console, Effect, Option, Schema } from "effect"
+import { Config, Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { fork } from "node:child_process"
 import { mkdir, writeFile } from "node:fs/promises"
 import os from "node:os"
 import { fileURLToPath } from "node:url"
-import * as Bars from "./Bars.ts"
-import type { Provider } from "./Provider.ts"
-import { type ProviderName, providerNames, providers } from "./Providers.ts"
+import type * as Bars from "./Bars.ts"
+import { plan, select } from "./Plan.ts"
+import { providerNames, providers } from "./Providers.ts"
 import * as Report from "./Report.ts"
 import { format, type Lookup, lookup, metrics, metricsOf, type Result, valueOf } from "./Results.ts"
-import { type Answer, countsFor, type Spec } from "./Run.ts"
-import { workloadNames } from "./Workloads.ts"
+import { type Answer, countsFor, runChild } from "./Run.ts"
 
 const resultsDir = new URL("../../../bench-results/", import.meta.url)
-const childPath = fileURLToPath(new URL("./Child.ts", import.meta.url))
 
 const say = (text: string) => Effect.sync(() => process.stderr.write(`bench: ${text}\n`))
-
-export class UnknownSelection extends Schema.TaggedError<UnknownSelection>()("UnknownSelection", {
-  word: Schema.String,
-  message: Schema.String
-}) {}
-
-interface Planned {
-  readonly spec: Spec
-  readonly label: string
-}
-
-interface Selection {
-  readonly providers: ReadonlyArray<ProviderName>
-  readonly workloads: ReadonlyArray<string>
-  readonly subjects: ReadonlyArray<string>
-}
-
-const select = (words: ReadonlyArray<string>, loaded: ReadonlyArray<Provider>) =>
-  Effect.gen(function*() {
-    const subjectNames = [...new Set(loaded.flatMap((p) => p.subjects.map((s) => s.name)))]
-    const selection = { providers: [] as Array<ProviderName>, workloads: [] as Array<string>, subjects: [] as Array<string> }
-    for (const word of words) {
-      if ((providerNames as ReadonlyArray<string>).includes(word)) selection.providers.push(word as ProviderName)
-      else if ((workloadNames as ReadonlyArray<string>).includes(word)) selection.workloads.push(word)
-      else if (subjectNames.some((name) => name.startsWith(word))) selection.subjects.push(word)
-      else {
-        const known = [...providerNames, ...workloadNames, ...subjectNames].join(", ")
-        return yield* new UnknownSelection({ word, message: `Unknown selection "${word}": expected one of ${known}` })
-      }
-    }
-    return selection satisfies Selection
-  })
-
-const plan = (provider: Provider, name: ProviderName, selection: Selection, quick: boolean, rounds: number) => {
-  const counts = countsFor(quick, provider.counts)
-  const runs = provider.runs(counts).filter((run) =>
-    selection.workloads.length === 0 || selection.workloads.includes(run.split("@")[0]!)
-  )
-  const subjects = provider.subjects.filter((s) =>
-    s.name === "conveyor" || selection.subjects.length === 0 || selection.subjects.some((w) => s.name.startsWith(w))
-  )
-  const planned: Array<Planned> = []
-  for (const run of runs) {
-    for (let round = 0; round < rounds; round++) {
-      // Rotating the order round by round: no subject always runs first, or always right after the same one.
-      const order = subjects.map((_, i) => subjects[(i + round) % subjects.length]!)
-      for (const subject of order) {
-        if (round >= (subject.maxRounds ?? rounds)) continue
-        planned.push({
-          spec: { provider: name, subject: subject.name, run, round, quick },
-          label: `${name} ${run} ${subject.name} (round ${round + 1}/${Math.min(rounds, subject.maxRounds ?? rounds)})`
-        })
-      }
-    }
-  }
-  return { runs, subjects: subjects.map((s) => s.name), planned }
-}
-
-/** Runs one measurement in a child process; its stdout goes to our stderr, the report stays clean. */
-const runChild = (spec: Spec) =>
-  Effect.callback<Answer>((resume) => {
-    const child = fork(childPath, [JSON.stringify(spec)], { stdio: ["ignore", 2, "inherit", "ipc"] })
-    let answered = false
-    child.on("message", (answer: Answer) => {
-      answered = true
-      resume(Effect.succeed(answer))
-    })
-    child.on("exit", (code) => {
-      if (!answered) resume(Effect.succeed({ ok: false, error: `measuring process exited with code ${code}` }))
-    })
-    return Effect.sync(() => child.kill())
-  })
 
 const describe = (result: Result) =>
   metricsOf(result.run).map((metric) => {
