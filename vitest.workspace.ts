@@ -6,5 +6,6 @@ export default [
   "packages/pgmq",
   "packages/rabbitmq",
   "packages/backend",
-  "packages/demo"
+  "packages/demo",
+  "packages/bench"
 ]
