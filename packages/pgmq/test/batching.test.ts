@@ -97,6 +97,27 @@ layer(testLayer(), { excludeTestServices: true, timeout: "30 seconds" })("pgmq b
       assert.strictEqual(yield* writers(`a_${q}`), 2)
     }))
 
+  it.effect("an older claim of a message settled alongside its current claim: only the current one settles", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      yield* m.send(q, "twice claimed")
+      const [older] = yield* m.receive(q, { max: 1, visibilityTimeout: "200 millis" })
+      const [current] = yield* m.receive(q, long).pipe(Effect.delay("300 millis"))
+      assert.strictEqual(current!.receiveCount, 2)
+      for (const settle of [
+        (receipt: typeof older.receipt) => m.extendVisibility(receipt, "30 seconds"),
+        (receipt: typeof older.receipt) => m.ack(receipt)
+      ]) {
+        // Older first: a batch that matched rows by id alone would credit it with the current claim.
+        const results = yield* Effect.forEach([older!, current!], (message) => Effect.result(settle(message.receipt)), {
+          concurrency: "unbounded"
+        })
+        assert.deepStrictEqual(results.map((r) => r._tag === "Success" ? "ok" : r.failure._tag), ["StaleReceipt", "ok"])
+      }
+      assert.deepStrictEqual(yield* bodies(q), [], "the current claim was acked")
+    }))
+
   it.effect("concurrent nacks and dead-letter moves are one statement each, per receipt", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging

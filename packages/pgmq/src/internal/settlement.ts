@@ -40,11 +40,19 @@ const heldBy = (receipt: Message.Receipt, operation: string): Effect.Effect<Held
     ? Effect.succeed({ receipt, queue: receipt.queue, id: receipt.messageId, readCt: receipt.token })
     : Effect.fail(Receipts.foreign(receipt, provider, operation))
 
-/** One result per item: settled when its id came back (once: a repeated receipt is stale). */
-const settledAmong = (items: ReadonlyArray<Held>) => (rows: ReadonlyArray<{ readonly msg_id: bigint }>) => {
-  const settled = new Set(rows.map((row) => String(row.msg_id)))
+interface Settled {
+  readonly msg_id: bigint
+  readonly read_ct: number
+}
+
+/**
+ * One result per item: settled when its claim (id and read count) came back, once: a receipt
+ * given twice is stale the second time, and an older claim of the same message stays stale.
+ */
+const settledAmong = (items: ReadonlyArray<Held>) => (rows: ReadonlyArray<Settled>) => {
+  const settled = new Set(rows.map((row) => `${row.msg_id}:${row.read_ct}`))
   return items.map((item) =>
-    settled.delete(item.id) ? Exit.void : Exit.fail<Failure>(Receipts.stale(item.receipt))
+    settled.delete(`${item.id}:${item.readCt}`) ? Exit.void : Exit.fail<Failure>(Receipts.stale(item.receipt))
   )
 }
 
@@ -57,18 +65,18 @@ export const make = ({ archive, sql, table }: Tables, queues: Queues, options: O
     const acks = (items: Arr.NonEmptyReadonlyArray<Held>) => {
       const queue = items[0].queue
       const statement = options.ackMode === "delete"
-        ? sql<{ readonly msg_id: bigint }>`
+        ? sql<Settled>`
             DELETE FROM pgmq.${table(queue)} m USING (${receipts(items)}) r
             WHERE m.msg_id = r.msg_id AND m.read_ct = r.read_ct AND m.vt > clock_timestamp()
-            RETURNING m.msg_id`
-        : sql<{ readonly msg_id: bigint }>`
+            RETURNING m.msg_id, m.read_ct`
+        : sql<Settled>`
             WITH done AS (
               DELETE FROM pgmq.${table(queue)} m USING (${receipts(items)}) r
               WHERE m.msg_id = r.msg_id AND m.read_ct = r.read_ct AND m.vt > clock_timestamp()
               RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers)
             INSERT INTO pgmq.${archive(queue)} (msg_id, read_ct, enqueued_at, vt, message, headers)
             SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM done
-            RETURNING msg_id`
+            RETURNING msg_id, read_ct`
       return statement.pipe(Effect.map(settledAmong(items)), Effect.mapError(fromSqlOn("ack", queue)))
     }
 
@@ -76,15 +84,15 @@ export const make = ({ archive, sql, table }: Tables, queues: Queues, options: O
     const deadLetters = (items: Arr.NonEmptyReadonlyArray<Held>) => {
       const queue = items[0].queue
       return Effect.flatMap(queues.ensureDeadLetterQueue(queue), (dlq) =>
-        sql<{ readonly msg_id: bigint }>`
+        sql<Settled>`
           WITH moved AS (
             DELETE FROM pgmq.${table(queue)} m USING (${receipts(items)}) r
             WHERE m.msg_id = r.msg_id AND m.read_ct = r.read_ct AND m.vt > clock_timestamp()
-            RETURNING m.msg_id, m.message, m.headers),
+            RETURNING m.msg_id, m.read_ct, m.message, m.headers),
           dead AS (
             INSERT INTO pgmq.${table(dlq)} (vt, message, headers)
             SELECT clock_timestamp(), message, headers FROM moved ORDER BY msg_id)
-          SELECT msg_id FROM moved`.pipe(
+          SELECT msg_id, read_ct FROM moved`.pipe(
           Effect.map(settledAmong(items)),
           Effect.mapError(fromSqlOn("nack", queue))
         ))
@@ -92,13 +100,13 @@ export const make = ({ archive, sql, table }: Tables, queues: Queues, options: O
 
     const newVisibilities = (items: Arr.NonEmptyReadonlyArray<Timed>) => {
       const { operation, queue } = items[0]
-      return sql<{ readonly msg_id: bigint }>`
+      return sql<Settled>`
         UPDATE pgmq.${table(queue)} m SET vt = clock_timestamp() + r.ms * interval '1 millisecond'
         FROM unnest(${idArray(items.map((item) => item.id))}::bigint[],
                     ${idArray(items.map((item) => String(item.readCt)))}::integer[],
                     ${idArray(items.map((item) => String(item.ms)))}::float8[]) AS r(msg_id, read_ct, ms)
         WHERE m.msg_id = r.msg_id AND m.read_ct = r.read_ct AND m.vt > clock_timestamp()
-        RETURNING m.msg_id`.pipe(Effect.map(settledAmong(items)), Effect.mapError(fromSqlOn(operation, queue)))
+        RETURNING m.msg_id, m.read_ct`.pipe(Effect.map(settledAmong(items)), Effect.mapError(fromSqlOn(operation, queue)))
     }
 
     const ackOne = yield* Coalesce.make(sql, { key: (item: Held) => item.queue, run: acks })
