@@ -77,6 +77,23 @@ layer(testLayer(), { excludeTestServices: true, timeout: "30 seconds" })("pgmq b
       yield* Fiber.interrupt(fiber)
     }))
 
+  it.effect("a subscription interrupted while its batched claims run loses nothing: every message is visible again", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const first = yield* Queue.unbounded<void>()
+      const fiber = yield* m.subscribe([q], { visibilityTimeout: "30 seconds", prefetch: 10 }).pipe(
+        Stream.runForEach(() => Queue.offer(first, undefined)),
+        Effect.forkChild
+      )
+      yield* Effect.sleep("200 millis")
+      const ids = yield* m.sendBatch(q, Array.from({ length: 50 }, (_, i) => i))
+      yield* Queue.take(first).pipe(Effect.timeout("3 seconds"))
+      yield* Fiber.interrupt(fiber)
+      const back = yield* m.receive(q, long)
+      assert.deepStrictEqual(back.map((message) => message.id).sort(), [...ids].sort(), "none held past the end")
+    }))
+
   it.effect("concurrent acks are one statement; a stale receipt among them fails only its caller", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
