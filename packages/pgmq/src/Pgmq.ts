@@ -178,7 +178,7 @@ export const make = (
       subscribe: (names, options) =>
         Stream.unwrap(Effect.map(
           Effect.forEach(names, QueueName.make),
-          (valid) => subscriptions.subscribe(valid, Durations.millis(options.visibilityTimeout), options.prefetch)
+          (checked) => subscriptions.subscribe(checked, Durations.millis(options.visibilityTimeout), options.prefetch)
         )),
       pushHealth: listener.health
     })
