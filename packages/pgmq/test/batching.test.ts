@@ -54,6 +54,24 @@ layer(testLayer(), { excludeTestServices: true, timeout: "30 seconds" })("pgmq b
       assert.strictEqual(yield* writers(`q_${q}`), 2, "a lone send is its own statement")
     }))
 
+  it.effect("concurrent sends with different delays: one INSERT per delay, the undelayed visible at once", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const delays = [0, 60_000, 0, 120_000, 60_000, 0]
+      const ids = yield* Effect.forEach(delays, (delay, i) => m.send(q, { i }, { delay: `${delay} millis` }), {
+        concurrency: "unbounded"
+      })
+      const of = (delay: number) => ids.filter((_, i) => delays[i] === delay)
+      assert.deepStrictEqual(
+        [yield* writers(`q_${q}`, of(0)), yield* writers(`q_${q}`, of(60_000)), yield* writers(`q_${q}`, of(120_000))],
+        [1, 1, 1]
+      )
+      assert.strictEqual(yield* writers(`q_${q}`), 3)
+      const visible = yield* m.receive(q, long)
+      assert.deepStrictEqual(visible.map((message) => message.id), of(0))
+    }))
+
   it.effect("a batch_ready of many ids is one claim, delivered by push with last_read_at set", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging

@@ -1,14 +1,14 @@
 /**
  * Claims, as PGMQ's `read` makes them: visible rows, `FOR UPDATE SKIP
  * LOCKED`, `read_ct + 1`, a new `vt` (in milliseconds) and `last_read_at`.
- * Claims by id of one queue and visibility timeout made at the same time
- * (a `batch_ready` of many ids, concurrent fetches) are one statement.
+ * Claims by id of one queue made at the same time (a `batch_ready` of many
+ * ids, concurrent fetches) are one statement per visibility timeout.
  *
  * Claims are uninterruptible: one interrupted after the UPDATE reached the
  * server would hold its messages, unrecorded, for a whole visibility timeout.
  */
 import { Durations, type Message, type Messaging, type QueueName } from "@conveyor/core"
-import { Effect, Exit, Option } from "effect"
+import { type Array as Arr, Effect, Exit, Option } from "effect"
 import * as Coalesce from "./coalesce.ts"
 import { fromSqlOn } from "./errors.ts"
 import { byId, idArray, isMessageId, type Row, type Tables, toQueued } from "./tables.ts"
@@ -38,8 +38,8 @@ export const make = ({ sql, table, vtFrom }: Tables) =>
         Effect.uninterruptible
       )
 
-    const claimIds = (items: ReadonlyArray<ById>) => {
-      const { queue, visibilityMs } = items[0]!
+    const claimIds = (items: Arr.NonEmptyReadonlyArray<ById>) => {
+      const { queue, visibilityMs } = items[0]
       const ids = [...new Set(items.map((item) => item.id))]
       return sql<Row>`
         WITH cte AS (
@@ -65,8 +65,8 @@ export const make = ({ sql, table, vtFrom }: Tables) =>
     }
 
     const claimById = yield* Coalesce.make(sql, {
-      key: (item: ById) => `${item.queue}:${item.visibilityMs}`,
-      run: claimIds
+      key: (item: ById) => item.queue,
+      run: (items: Arr.NonEmptyReadonlyArray<ById>) => Coalesce.perGroup(items, (item) => item.visibilityMs, claimIds)
     })
 
     /** Claims one message by id if it is visible now. */

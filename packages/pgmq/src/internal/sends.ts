@@ -1,6 +1,6 @@
 /**
- * Sends. Concurrent `send`s to one queue with the same delay are one
- * `INSERT` (so also one notification); each caller gets its own id, in the
+ * Sends. Concurrent `send`s to one queue are one `INSERT` (so also one
+ * notification) per distinct delay; each caller gets its own id, in the
  * order of the batch. A lone send is a batch of one: one row, announced
  * with its payload inline, as before.
  */
@@ -43,10 +43,11 @@ export const make = ({ sql, table, vtFrom }: Tables, maxBytes: number) =>
       )
 
     const sendOne = yield* Coalesce.make(sql, {
-      // Rows of one statement are announced with one ready time: only equal delays share it.
-      key: (item: Outgoing) => `${item.queue}:${item.delayMs}`,
+      key: (item: Outgoing) => item.queue,
+      // Rows of one statement are announced with one ready time: only equal delays share one.
       run: (items: Arr.NonEmptyReadonlyArray<Outgoing>) =>
-        Effect.map(insert(items[0].queue, items[0].delayMs, items), (ids) => ids.map((id) => Exit.succeed(id)))
+        Coalesce.perGroup(items, (item) => item.delayMs, (group) =>
+          Effect.map(insert(group[0].queue, group[0].delayMs, group), (ids) => ids.map((id) => Exit.succeed(id))))
     })
 
     const send = (queue: QueueName.QueueName, payload: Message.Json, options?: Messaging.SendOptions) =>
