@@ -1,0 +1,351 @@
+/**
+ * The Redis Streams provider of `Messaging`, on Effect's own Redis service
+ * (`effect/persistence/Redis`, node-redis through `@effect/platform-node`).
+ * A queue is a stream with one consumer group per layer `group`; claims are
+ * the group's pending entries, given per-delivery deadlines in a sorted set
+ * (internal/Keys, internal/scripts). Every step that touches several keys is
+ * one Lua script, so claims, settles, delays and dead-lettering are atomic.
+ *
+ * What Streams cannot do exactly, and how it is handled:
+ * - visibility timeouts: Redis knows only idle times, so deadlines live in a
+ *   sorted set and an expired claim is taken back by the next claim step
+ *   (receive, or a subscription: at its due time when it made the claim, within
+ *   `blockTimeout` when another consumer did);
+ * - `fetch` by id: a group hands out entries in order only, so it is
+ *   `Unsupported` (capabilities.fetchById is false);
+ * - delayed sends wait in a sorted set and enter the stream when due: their
+ *   message id is assigned at send (a UUID) and kept in a field, since the
+ *   entry id is only known when the message enters the stream; a delayed
+ *   message is ordered by when it fell due, not when it was sent;
+ * - a nacked message keeps its entry (and its place) in the pending list until
+ *   its delay passes, so receiveCount carries on exactly;
+ * - `purge` recreates the stream, and with it drops other groups' positions.
+ */
+import { Config, Context, Duration, Effect, Exit, Layer, Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import * as EffectRedis from "effect/persistence/Redis"
+import { NodeRedis } from "@effect/platform-node"
+import { type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName } from "@conveyor/core"
+import * as Claim from "./internal/Claim.ts"
+import { encodeHeaders, provider } from "./internal/Codec.ts"
+import { connectionLost, fromRedis, queueNotFound } from "./internal/errors.ts"
+import * as Keys from "./internal/Keys.ts"
+import * as Scripts from "./internal/scripts.ts"
+import * as Settle from "./internal/Settle.ts"
+import * as Subscription from "./internal/Subscription.ts"
+import * as Tracker from "./internal/Tracker.ts"
+
+export interface ProviderOptions {
+  /** Prepended to every key (default `conveyor:`), so several applications can share one Redis. */
+  readonly prefix?: string | undefined
+  /** The consumer group: layers with the same group compete for messages, other groups each get every message (default `conveyor`). */
+  readonly group?: string | undefined
+  /** This layer's consumer in the group (default `conveyor-<pid>-<random>`), shown by XINFO CONSUMERS. */
+  readonly consumer?: string | undefined
+  /** Largest encoded payload accepted by `send` (default `Payload.defaultMaxBytes`, 1 MiB). */
+  readonly maxPayloadBytes?: number | undefined
+  /**
+   * Delays between attempts when the connection fails: connecting at start,
+   * a subscription reserving its blocking connection again, a command cut off
+   * by a connection loss (default: exponential from 100 ms, jittered, each at
+   * most 5 s, 10 retries). When it ends the operation fails with `ConnectionError`.
+   */
+  readonly reconnect?: Schedule.Schedule<unknown, unknown> | undefined
+  /** Messages a subscription claims per queue at a time unless it states its own prefetch (default 32). */
+  readonly prefetch?: number | undefined
+  /** Longest one blocking read waits before a subscription looks for expired claims (default 1 s). */
+  readonly blockTimeout?: Duration.Input | undefined
+}
+
+export interface RedisOptions extends ProviderOptions {
+  /** `redis://[user:password@]host:port[/db]`; the password never appears in errors or logs. */
+  readonly url: Redacted.Redacted<string>
+  /** Subscriptions open at once per layer, each on its own blocking connection (default 100). */
+  readonly maxSubscriptions?: number | undefined
+}
+
+export const defaultReconnect: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
+  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5)))),
+  Schedule.jittered,
+  Schedule.upTo({ times: 10 })
+)
+
+const defaultPrefix = "conveyor:"
+const defaultGroup = "conveyor"
+const defaultPrefetch = 32
+const defaultBlockTimeout = Duration.seconds(1)
+const defaultMaxSubscriptions = 100
+
+export const capabilities: Messaging.Capabilities = {
+  push: "message",
+  requiresFallbackPolling: false,
+  fallbackPollingInterval: Duration.seconds(30),
+  fetchById: false,
+  delayedDelivery: true,
+  deadLetter: true
+}
+
+/** A queue name, or the dead-letter queue of one (which may run 4 characters past the limit). */
+const validQueue = (name: string): Effect.Effect<QueueName.QueueName, MessagingError.InvalidQueueName> =>
+  name.endsWith("_dlq") && !QueueName.is(name)
+    ? Effect.map(QueueName.make(name.slice(0, -4)), QueueName.deadLetter)
+    : QueueName.make(name)
+
+/** The provider on the `Redis` service in context (its connection is the caller's). */
+export const make = (
+  options: ProviderOptions = {}
+): Effect.Effect<Messaging.Messaging["Service"], MessagingError.ProviderError, Scope.Scope | EffectRedis.Redis> =>
+  Effect.gen(function*() {
+    const redis = yield* EffectRedis.Redis
+    const prefix = options.prefix ?? defaultPrefix
+    const group = options.group ?? defaultGroup
+    const consumer = options.consumer ?? `conveyor-${process.pid}-${Math.random().toString(36).slice(2, 10)}`
+    yield* Keys.validate({ prefix, group, consumer })
+    const keys = Keys.make(prefix, group)
+    const maxBytes = options.maxPayloadBytes ?? Payload.defaultMaxBytes
+    const reconnect = options.reconnect ?? defaultReconnect
+
+    /** A command cut off by a connection loss is tried again on the reconnect schedule. */
+    const retryConnection = <A>(effect: Effect.Effect<A, MessagingError.MessagingError>) =>
+      Effect.catch(effect, (error) =>
+        error._tag === "ConnectionError"
+          ? Effect.retry(effect, { schedule: reconnect, while: (e) => e._tag === "ConnectionError" })
+          : Effect.fail(error))
+
+    const tracker = Tracker.make(() => settle)
+    const settle = Settle.make(redis, keys, group, tracker.settled)
+    const claim = Claim.make(redis, keys, group, consumer, settle)
+    const health = yield* SubscriptionRef.make<MessageNotification.PushHealth>(MessageNotification.PushHealth.Connected())
+
+    const createGroup = (queue: QueueName.QueueName) =>
+      redis.send("XGROUP", "CREATE", keys.of(queue).stream, group, "0", "MKSTREAM").pipe(
+        Effect.catchIf((error) => String(error.cause).includes("BUSYGROUP"), () => Effect.void),
+        Effect.mapError(fromRedis("create", queue))
+      )
+
+    const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, _opts?: Messaging.QueueOptions) {
+      const queue = yield* validQueue(name)
+      yield* createGroup(queue)
+      yield* createGroup(QueueName.deadLetter(queue))
+      yield* redis.send("SADD", keys.registry, queue, QueueName.deadLetter(queue)).pipe(Effect.mapError(fromRedis("create", queue)))
+    })
+
+    const allKeys = (queue: QueueName.QueueName) => {
+      const k = keys.of(queue)
+      return [k.stream, k.delayed, k.wake, k.inFlight, k.retry]
+    }
+
+    const deleteQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
+      const queue = yield* validQueue(name)
+      const dlq = QueueName.deadLetter(queue)
+      yield* redis.send("DEL", ...allKeys(queue), ...allKeys(dlq)).pipe(Effect.mapError(fromRedis("delete_queue", queue)))
+      yield* redis.send("SREM", keys.registry, queue, dlq).pipe(Effect.mapError(fromRedis("delete_queue", queue)))
+      keys.forget(queue)
+      keys.forget(dlq)
+    })
+
+    const queueExists = Effect.fnUntraced(function*(name: QueueName.QueueName) {
+      const queue = yield* validQueue(name)
+      return (yield* redis.send<number>("EXISTS", keys.of(queue).stream).pipe(Effect.mapError(fromRedis("queue_exists", queue)))) === 1
+    })
+
+    const listQueues = Effect.gen(function*() {
+      const names = yield* redis.send<ReadonlyArray<string>>("SMEMBERS", keys.registry).pipe(Effect.mapError(fromRedis("list_queues")))
+      const found: Array<QueueName.QueueName> = []
+      for (const name of names) {
+        const queue = yield* Effect.option(validQueue(name))
+        if (queue._tag === "Some" && (yield* queueExists(queue.value))) found.push(queue.value)
+      }
+      return found.sort()
+    })
+
+    const purgeQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
+      const queue = yield* validQueue(name)
+      const removed = yield* redis.eval(Scripts.purge)(keys.of(queue), group).pipe(Effect.mapError(fromRedis("purge", queue)))
+      if (removed < 0) return yield* Effect.fail(queueNotFound(queue))
+      return removed
+    })
+
+    const sendAll = (
+      queue: QueueName.QueueName,
+      texts: ReadonlyArray<string>,
+      opts: Messaging.SendOptions | undefined
+    ): Effect.Effect<ReadonlyArray<Message.MessageId>, MessagingError.MessagingError> => {
+      const headers = encodeHeaders(opts?.headers)
+      const delayMs = opts?.delay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(opts.delay))
+      if (delayMs <= 0) {
+        return retryConnection(
+          redis.eval(Scripts.send)(keys.of(queue), headers, texts).pipe(
+            Effect.mapError(fromRedis("send", queue)),
+            Effect.flatMap((ids) => ids === null ? Effect.fail(queueNotFound(queue)) : Effect.succeed(ids))
+          )
+        )
+      }
+      const ids = texts.map(() => crypto.randomUUID())
+      const idsAndPayloads = texts.flatMap((text, i) => [ids[i]!, text])
+      return retryConnection(
+        redis.eval(Scripts.sendDelayed)(keys.of(queue), Math.ceil(delayMs), headers, idsAndPayloads).pipe(
+          Effect.mapError(fromRedis("send", queue)),
+          Effect.flatMap((done) => done === 1 ? Effect.succeed(ids) : Effect.fail(queueNotFound(queue)))
+        )
+      )
+    }
+
+    const send = Effect.fnUntraced(function*(name: QueueName.QueueName, payload: Message.Json, opts?: Messaging.SendOptions) {
+      const queue = yield* validQueue(name)
+      const text = yield* Payload.encode(queue, payload, maxBytes)
+      return (yield* sendAll(queue, [text], opts))[0]!
+    })
+
+    const sendBatch = Effect.fnUntraced(function*(
+      name: QueueName.QueueName,
+      payloads: ReadonlyArray<Message.Json>,
+      opts?: Messaging.SendOptions
+    ) {
+      const queue = yield* validQueue(name)
+      const texts = yield* Effect.forEach(payloads, (payload) => Payload.encode(queue, payload, maxBytes))
+      if (texts.length === 0) return []
+      return yield* sendAll(queue, texts, opts)
+    })
+
+    const receive = Effect.fnUntraced(function*(name: QueueName.QueueName, opts: Messaging.ReceiveOptions) {
+      const queue = yield* validQueue(name)
+      const visibilityMs = Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(opts.visibilityTimeout)))
+      const max = Math.max(1, Math.floor(opts.max ?? 1))
+      return (yield* retryConnection(claim(queue, max, visibilityMs))).messages
+    })
+
+    const fetch = (_queue: QueueName.QueueName, _id: Message.MessageId, _opts: Messaging.FetchOptions) =>
+      Effect.fail(
+        new MessagingError.Unsupported({
+          operation: "fetch",
+          provider,
+          message: "Redis Streams cannot claim a message by id (a group hands out entries in order); use receive or subscribe"
+        })
+      )
+
+    // TODO(batching): these take arrays so that core's Batching.make can coalesce concurrent calls.
+    const ack = (receipt: Message.Receipt) => Settle.single(settle.ack([receipt]))
+
+    const nack = (receipt: Message.Receipt, opts?: Messaging.NackOptions) =>
+      opts?.requeue === false
+        ? Settle.single(settle.deadLetter([receipt]))
+        : Settle.single(settle.nack([receipt], opts?.delay === undefined ? 0 : Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(opts.delay)))))
+
+    const extendVisibility = (receipt: Message.Receipt, duration: Duration.Input) =>
+      Settle.single(settle.extend([receipt], Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(duration)))))
+
+    const stats = Effect.fnUntraced(function*(name: QueueName.QueueName) {
+      const queue = yield* validQueue(name)
+      const counts = yield* redis.eval(Scripts.stats)(keys.of(queue), keys.of(QueueName.deadLetter(queue))).pipe(
+        Effect.mapError(fromRedis("stats", queue))
+      )
+      if (counts[0]! < 0) return yield* Effect.fail(queueNotFound(queue))
+      const [depth, visible, inFlight, delayed, oldestAgeMs, deadLettered] = counts as [number, number, number, number, number, number]
+      return {
+        queue,
+        depth,
+        visible,
+        inFlight,
+        delayed,
+        deadLettered,
+        ...(oldestAgeMs < 0 ? {} : { oldestAgeMs })
+      } satisfies Messaging.QueueStats
+    })
+
+    const healthCheck = Effect.gen(function*() {
+      const started = Date.now()
+      const push = (yield* SubscriptionRef.get(health))._tag
+      const probe = yield* redis.send("PING").pipe(
+        Effect.mapError(fromRedis("health")),
+        Effect.timeoutOrElse({
+          duration: "5 seconds",
+          orElse: () => Effect.fail(connectionLost("health"))
+        }),
+        Effect.result
+      )
+      const latencyMs = Date.now() - started
+      return probe._tag === "Success"
+        ? { provider, healthy: true, latencyMs, push }
+        : { provider, healthy: false, latencyMs, push, detail: probe.failure.message }
+    })
+
+    const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, opts: Messaging.SubscribeOptions) =>
+      Stream.unwrap(
+        Effect.map(
+          Effect.forEach(queues, validQueue),
+          (valid) =>
+            Subscription.subscribe({
+              redis,
+              keys,
+              claim,
+              tracker,
+              health,
+              reconnect,
+              retryConnection,
+              blockTimeoutMs: Duration.toMillis(Duration.fromInputUnsafe(options.blockTimeout ?? defaultBlockTimeout)),
+              defaultPrefetch: options.prefetch ?? defaultPrefetch
+            }, valid, opts)
+        )
+      )
+
+    return Messaging.Messaging.of(Observability.instrument({
+      provider,
+      capabilities,
+      ensureQueue,
+      deleteQueue,
+      queueExists,
+      listQueues,
+      purgeQueue,
+      send,
+      sendBatch,
+      receive,
+      fetch: (queue, id, opts) => Effect.flatMap(validQueue(queue), (valid) => fetch(valid, id, opts)),
+      ack,
+      nack,
+      extendVisibility,
+      stats,
+      healthCheck,
+      subscribe,
+      pushHealth: SubscriptionRef.changes(health)
+    }))
+  })
+
+/** The node-redis client behind `Redis.layer`, connected on the reconnect schedule. */
+const client = (options: RedisOptions): Effect.Effect<EffectRedis.Redis["Service"], MessagingError.ConnectionError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const outer = yield* Effect.scope
+    const attempt = Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        NodeRedis.layer({ url: Redacted.value(options.url), maxConnections: options.maxSubscriptions ?? defaultMaxSubscriptions }),
+        scope
+      ).pipe(
+        Effect.mapError((error) => connectionLost("connect", error.cause)),
+        Effect.onError(() => Scope.close(scope, Exit.void))
+      )
+      yield* Scope.addFinalizer(outer, Scope.close(scope, Exit.void))
+      return context
+    })
+    const context = yield* Effect.retry(attempt, { schedule: options.reconnect ?? defaultReconnect })
+    return Context.get(context, EffectRedis.Redis)
+  })
+
+const build = (options: RedisOptions) =>
+  Effect.flatMap(client(options), (redis) => Effect.provideService(make(options), EffectRedis.Redis, redis))
+
+export const layer = (
+  options: RedisOptions
+): Layer.Layer<Messaging.Messaging, MessagingError.ConnectionError | MessagingError.ProviderError> =>
+  Layer.effect(Messaging.Messaging, build(options))
+
+/** `layer` from configuration, e.g. `Redis.layerConfig({ url: Config.Redacted("REDIS_URL") })`. */
+export const layerConfig = (
+  config: Config.Wrap<RedisOptions>
+): Layer.Layer<Messaging.Messaging, MessagingError.ConnectionError | MessagingError.ProviderError | Config.ConfigError> =>
+  Layer.effect(Messaging.Messaging, Effect.flatMap(Config.unwrap(config), build))
+
+/** The provider on a `Redis` service the application already has (e.g. `NodeRedis.layer`). */
+export const layerWithRedis = (
+  options: ProviderOptions = {}
+): Layer.Layer<Messaging.Messaging, MessagingError.ProviderError, EffectRedis.Redis> =>
+  Layer.effect(Messaging.Messaging, make(options))
