@@ -21,11 +21,11 @@
  *   its delay passes, so receiveCount carries on exactly;
  * - `purge` recreates the stream, and with it drops other groups' positions.
  */
-import { Config, Context, Duration, Effect, Exit, Layer, Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Config, Duration, Effect, Layer, type Redacted, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
-import { NodeRedis } from "@effect/platform-node"
 import { type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName } from "@conveyor/core"
 import * as Claim from "./internal/Claim.ts"
+import * as Client from "./internal/Client.ts"
 import { encodeHeaders, provider } from "./internal/Codec.ts"
 import { connectionLost, fromRedis, queueNotFound } from "./internal/errors.ts"
 import * as Keys from "./internal/Keys.ts"
@@ -61,6 +61,8 @@ export interface RedisOptions extends ProviderOptions {
   readonly url: Redacted.Redacted<string>
   /** Subscriptions open at once per layer, each on its own blocking connection (default 100). */
   readonly maxSubscriptions?: number | undefined
+  /** The client name of every connection (CLIENT SETNAME; default `conveyor-<pid>`), shown by CLIENT LIST. */
+  readonly connectionName?: string | undefined
 }
 
 export const defaultReconnect: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
@@ -310,28 +312,16 @@ export const make = (
     }))
   })
 
-/** The node-redis client behind `Redis.layer`, connected on the reconnect schedule. */
-const client = (options: RedisOptions): Effect.Effect<EffectRedis.Redis["Service"], MessagingError.ConnectionError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const outer = yield* Effect.scope
-    const attempt = Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const context = yield* Layer.buildWithScope(
-        NodeRedis.layer({ url: Redacted.value(options.url), maxConnections: options.maxSubscriptions ?? defaultMaxSubscriptions }),
-        scope
-      ).pipe(
-        Effect.mapError((error) => connectionLost("connect", error.cause)),
-        Effect.onError(() => Scope.close(scope, Exit.void))
-      )
-      yield* Scope.addFinalizer(outer, Scope.close(scope, Exit.void))
-      return context
-    })
-    const context = yield* Effect.retry(attempt, { schedule: options.reconnect ?? defaultReconnect })
-    return Context.get(context, EffectRedis.Redis)
-  })
-
 const build = (options: RedisOptions) =>
-  Effect.flatMap(client(options), (redis) => Effect.provideService(make(options), EffectRedis.Redis, redis))
+  Effect.flatMap(
+    Client.make({
+      url: options.url,
+      name: options.connectionName ?? `conveyor-${process.pid}`,
+      maxReserved: options.maxSubscriptions ?? defaultMaxSubscriptions,
+      reconnect: options.reconnect ?? defaultReconnect
+    }),
+    (redis) => Effect.provideService(make(options), EffectRedis.Redis, redis)
+  )
 
 export const layer = (
   options: RedisOptions
