@@ -23,7 +23,7 @@
  */
 import { Config, Duration, Effect, Layer, type Redacted, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
-import { type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName } from "@conveyor/core"
+import { Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName } from "@conveyor/core"
 import * as Claim from "./internal/Claim.ts"
 import * as Client from "./internal/Client.ts"
 import { encodeHeaders, provider } from "./internal/Codec.ts"
@@ -86,11 +86,7 @@ export const capabilities: Messaging.Capabilities = {
   deadLetter: true
 }
 
-/** A queue name, or the dead-letter queue of one (which may run 4 characters past the limit). */
-const validQueue = (name: string): Effect.Effect<QueueName.QueueName, MessagingError.InvalidQueueName> =>
-  name.endsWith("_dlq") && !QueueName.is(name)
-    ? Effect.map(QueueName.make(name.slice(0, -4)), QueueName.deadLetter)
-    : QueueName.make(name)
+const { validQueue } = Keys
 
 /** The provider on the `Redis` service in context (its connection is the caller's). */
 export const make = (
@@ -114,7 +110,7 @@ export const make = (
           : Effect.fail(error))
 
     const tracker = Tracker.make(() => settle)
-    const settle = Settle.make(redis, keys, group, tracker.settled)
+    const settle: Settle.Settle = yield* Settle.make(redis, keys, group, (receipt) => tracker.settled(receipt))
     const claim = Claim.make(redis, keys, group, consumer, settle)
     const health = yield* SubscriptionRef.make<MessageNotification.PushHealth>(MessageNotification.PushHealth.Connected())
 
@@ -173,7 +169,7 @@ export const make = (
       opts: Messaging.SendOptions | undefined
     ): Effect.Effect<ReadonlyArray<Message.MessageId>, MessagingError.MessagingError> => {
       const headers = encodeHeaders(opts?.headers)
-      const delayMs = opts?.delay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(opts.delay))
+      const delayMs = Durations.millis(opts?.delay)
       if (delayMs <= 0) {
         return retryConnection(
           redis.eval(Scripts.send)(keys.of(queue), headers, texts).pipe(
@@ -211,7 +207,7 @@ export const make = (
 
     const receive = Effect.fnUntraced(function*(name: QueueName.QueueName, opts: Messaging.ReceiveOptions) {
       const queue = yield* validQueue(name)
-      const visibilityMs = Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(opts.visibilityTimeout)))
+      const visibilityMs = Math.ceil(Durations.millis(opts.visibilityTimeout))
       const max = Math.max(1, Math.floor(opts.max ?? 1))
       return (yield* retryConnection(claim(queue, max, visibilityMs))).messages
     })
@@ -225,16 +221,11 @@ export const make = (
         })
       )
 
-    // TODO(batching): these take arrays so that core's Batching.make can coalesce concurrent calls.
-    const ack = (receipt: Message.Receipt) => Settle.single(settle.ack([receipt]))
-
     const nack = (receipt: Message.Receipt, opts?: Messaging.NackOptions) =>
-      opts?.requeue === false
-        ? Settle.single(settle.deadLetter([receipt]))
-        : Settle.single(settle.nack([receipt], opts?.delay === undefined ? 0 : Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(opts.delay)))))
+      opts?.requeue === false ? settle.deadLetter(receipt) : settle.nack(receipt, Durations.millis(opts?.delay))
 
     const extendVisibility = (receipt: Message.Receipt, duration: Duration.Input) =>
-      Settle.single(settle.extend([receipt], Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(duration)))))
+      settle.extend(receipt, Durations.millis(duration))
 
     const stats = Effect.fnUntraced(function*(name: QueueName.QueueName) {
       const queue = yield* validQueue(name)
@@ -284,7 +275,7 @@ export const make = (
               health,
               reconnect,
               retryConnection,
-              blockTimeoutMs: Duration.toMillis(Duration.fromInputUnsafe(options.blockTimeout ?? defaultBlockTimeout)),
+              blockTimeoutMs: Durations.millis(options.blockTimeout ?? defaultBlockTimeout),
               defaultPrefetch: options.prefetch ?? defaultPrefetch
             }, valid, opts)
         )
@@ -302,7 +293,7 @@ export const make = (
       sendBatch,
       receive,
       fetch: (queue, id, opts) => Effect.flatMap(validQueue(queue), (valid) => fetch(valid, id, opts)),
-      ack,
+      ack: settle.ack,
       nack,
       extendVisibility,
       stats,

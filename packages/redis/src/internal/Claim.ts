@@ -50,7 +50,7 @@ export const make = (
         foreign.push({ provider: "redis", queue, messageId: claimed.entry, token: { entry: claimed.entry, count: String(claimed.count) } })
       }
       const result: Claim = { reply, messages }
-      return foreign.length === 0 ? Effect.succeed(result) : settle.deadLetter(foreign).pipe(
+      return foreign.length === 0 ? Effect.succeed(result) : settle.deadLetterAll(foreign).pipe(
         Effect.andThen(Effect.logWarning(`Dead-lettered ${foreign.length} entries of queue ${queue} that are not Conveyor messages`)),
         Effect.catch((error) => Effect.logWarning(`Could not dead-letter foreign entries of queue ${queue}: ${error.message}`)),
         Effect.as(result)

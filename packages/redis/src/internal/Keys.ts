@@ -8,7 +8,7 @@
  * - `<prefix>r:<queue>:<group>`  the group's nacked claims, scored by when they are visible again
  * - `<prefix>queues`             the set of queues ensured through any layer of this prefix
  */
-import { MessagingError, type QueueName } from "@conveyor/core"
+import { MessagingError, QueueName } from "@conveyor/core"
 import { Effect } from "effect"
 
 export interface QueueKeys {
@@ -36,6 +36,15 @@ export const validate = (options: { readonly prefix: string; readonly group: str
     if (!namePattern.test(options.group)) return yield* Effect.fail(invalid("consumer group", options.group, String(namePattern)))
     if (!namePattern.test(options.consumer)) return yield* Effect.fail(invalid("consumer name", options.consumer, String(namePattern)))
   })
+
+/** A queue name, or the dead-letter queue of one (which may run 4 characters past the limit). */
+export const isQueue = (name: string): name is QueueName.QueueName =>
+  QueueName.is(name) || (name.endsWith("_dlq") && QueueName.is(name.slice(0, -4)))
+
+export const validQueue = (name: string): Effect.Effect<QueueName.QueueName, MessagingError.InvalidQueueName> =>
+  name.endsWith("_dlq") && !QueueName.is(name)
+    ? Effect.map(QueueName.make(name.slice(0, -4)), QueueName.deadLetter)
+    : QueueName.make(name)
 
 export const make = (prefix: string, group: string) => {
   const cache = new Map<QueueName.QueueName, QueueKeys>()

@@ -19,8 +19,8 @@
  * queue again. Deliveries emitted but not settled when the stream ends are
  * returned at once.
  */
-import { MessageNotification, type Messaging, type MessagingError, type QueueName } from "@conveyor/core"
-import { Clock, Duration, Effect, Exit, type Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Durations, MessageNotification, type Messaging, type MessagingError, type QueueName } from "@conveyor/core"
+import { Clock, Effect, Exit, type Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import type * as EffectRedis from "effect/persistence/Redis"
 import type { ClaimStep } from "./Claim.ts"
 import { fromRedis, isReply } from "./errors.ts"
@@ -57,7 +57,7 @@ export const subscribe = (
   options: Messaging.SubscribeOptions
 ): Stream.Stream<MessageNotification.MessageNotification, MessagingError.MessagingError> =>
   Stream.unwrap(Effect.gen(function*() {
-    const visibilityMs = Duration.toMillis(Duration.fromInputUnsafe(options.visibilityTimeout))
+    const visibilityMs = Math.ceil(Durations.millis(options.visibilityTimeout))
     const prefetch = Math.max(1, Math.floor(options.prefetch ?? deps.defaultPrefetch))
     const unique = [...new Set(queues)]
     const streamKeys = unique.map((queue) => deps.keys.of(queue).stream)

@@ -64,7 +64,7 @@ export const make = (settle: () => Settle): Tracker => {
         }
         receipts.clear()
         return Effect.forEach(byQueue.values(), (list) =>
-          Effect.ignore(settle().nack(list, 0)).pipe(
+          Effect.ignore(settle().nackAll(list.map((receipt) => ({ receipt, ms: 0 })))).pipe(
             Effect.andThen(Effect.logDebug(`Returned ${list.length} unsettled deliveries of a closed subscription`))
           ), { discard: true })
       })

@@ -162,6 +162,8 @@ return head
 
 /** Receipts as ARGV pairs: entry id, delivery count. */
 type Pairs = ReadonlyArray<string>
+/** Receipts with a duration each: entry id, delivery count, milliseconds. */
+type Triples = ReadonlyArray<string | number>
 
 /** Ack: XACK + XDEL of every receipt still holding its claim; one 1/0 per receipt. */
 export const ack = EffectRedis.script(
@@ -191,50 +193,50 @@ return out
 /**
  * Nack with requeue (and release): the claim stays in the PEL, scored in
  * `retry` by when it is visible again, so its delivery count (receiveCount)
- * carries on; the wake stream tells blocked subscribers.
+ * carries on; the wake stream tells blocked subscribers. Receipts as
+ * triples: entry id, delivery count, delay ms.
  */
 export const nack = EffectRedis.script(
-  (keys: QueueKeys, group: string, delayMs: number, pairs: Pairs) => [
+  (keys: QueueKeys, group: string, triples: Triples) => [
     keys.stream,
     keys.inFlight,
     keys.retry,
     keys.wake,
     group,
-    delayMs,
-    ...pairs
+    ...triples
   ],
   {
     numberOfKeys: 4,
     lua: `${now}${holds(2)}
 local out = {}
-local visibleAt = now + tonumber(ARGV[2])
-local any = false
-for i = 3, #ARGV, 2 do
+local earliest = -1
+for i = 2, #ARGV, 3 do
   if holds(ARGV[i], ARGV[i + 1]) then
+    local visibleAt = now + tonumber(ARGV[i + 2])
     redis.call('ZREM', KEYS[2], ARGV[i])
     redis.call('ZADD', KEYS[3], visibleAt, ARGV[i])
-    any = true
+    if earliest < 0 or visibleAt < earliest then earliest = visibleAt end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
-if any then redis.call('XADD', KEYS[4], 'MAXLEN', 1, '*', 'due', visibleAt) end
+if earliest >= 0 then redis.call('XADD', KEYS[4], 'MAXLEN', 1, '*', 'due', earliest) end
 return out
 `
   }
 ).withReturnType<ReadonlyArray<number>>()
 
-/** Extend: a held claim's deadline moves to now + duration. */
+/** Extend: a held claim's deadline moves to now + its duration. Triples: entry id, delivery count, duration ms. */
 export const extend = EffectRedis.script(
-  (keys: QueueKeys, group: string, durationMs: number, pairs: Pairs) => [keys.stream, keys.inFlight, group, durationMs, ...pairs],
+  (keys: QueueKeys, group: string, triples: Triples) => [keys.stream, keys.inFlight, group, ...triples],
   {
     numberOfKeys: 2,
     lua: `${now}${holds(2)}
 local out = {}
-for i = 3, #ARGV, 2 do
+for i = 2, #ARGV, 3 do
   if holds(ARGV[i], ARGV[i + 1]) then
-    redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[2]), ARGV[i])
+    redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[i + 2]), ARGV[i])
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
