@@ -21,9 +21,9 @@
  *   its delay passes, so receiveCount carries on exactly;
  * - `purge` recreates the stream, and with it drops other groups' positions.
  */
-import { Config, Duration, Effect, Layer, type Redacted, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Config, Duration, Effect, Exit, Layer, type Redacted, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
-import { Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName } from "@conveyor/core"
+import { Batching, Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName } from "@conveyor/core"
 import * as Claim from "./internal/Claim.ts"
 import * as Client from "./internal/Client.ts"
 import { encodeHeaders, provider } from "./internal/Codec.ts"
@@ -87,6 +87,12 @@ export const capabilities: Messaging.Capabilities = {
 }
 
 const { validQueue } = Keys
+
+interface Outgoing {
+  readonly queue: QueueName.QueueName
+  readonly text: string
+  readonly headers: string
+}
 
 /** The provider on the `Redis` service in context (its connection is the caller's). */
 export const make = (
@@ -163,21 +169,19 @@ export const make = (
       return removed
     })
 
-    const sendAll = (
-      queue: QueueName.QueueName,
-      texts: ReadonlyArray<string>,
-      opts: Messaging.SendOptions | undefined
-    ): Effect.Effect<ReadonlyArray<Message.MessageId>, MessagingError.MessagingError> => {
-      const headers = encodeHeaders(opts?.headers)
-      const delayMs = Durations.millis(opts?.delay)
-      if (delayMs <= 0) {
-        return retryConnection(
-          redis.eval(Scripts.send)(keys.of(queue), headers, texts).pipe(
-            Effect.mapError(fromRedis("send", queue)),
-            Effect.flatMap((ids) => ids === null ? Effect.fail(queueNotFound(queue)) : Effect.succeed(ids))
-          )
+    /** Concurrent plain sends to a queue go out as one script call. */
+    const sendNow = yield* Batching.make<Outgoing, Message.MessageId, MessagingError.MessagingError>({
+      key: (outgoing) => `send:${outgoing.queue}`,
+      run: (items) => {
+        const queue = items[0].queue
+        return redis.eval(Scripts.send)(keys.of(queue), items.flatMap((item) => [item.text, item.headers])).pipe(
+          Effect.mapError(fromRedis("send", queue)),
+          Effect.map((ids) => ids === null ? items.map(() => Exit.fail(queueNotFound(queue))) : ids.map(Exit.succeed))
         )
       }
+    })
+
+    const sendDelayed = (queue: QueueName.QueueName, texts: ReadonlyArray<string>, headers: string, delayMs: number) => {
       const ids = texts.map(() => crypto.randomUUID())
       const idsAndPayloads = texts.flatMap((text, i) => [ids[i]!, text])
       return retryConnection(
@@ -191,7 +195,10 @@ export const make = (
     const send = Effect.fnUntraced(function*(name: QueueName.QueueName, payload: Message.Json, opts?: Messaging.SendOptions) {
       const queue = yield* validQueue(name)
       const text = yield* Payload.encode(queue, payload, maxBytes)
-      return (yield* sendAll(queue, [text], opts))[0]!
+      const headers = encodeHeaders(opts?.headers)
+      const delayMs = Durations.millis(opts?.delay)
+      if (delayMs > 0) return (yield* sendDelayed(queue, [text], headers, delayMs))[0]!
+      return yield* retryConnection(sendNow({ queue, text, headers }))
     })
 
     const sendBatch = Effect.fnUntraced(function*(
@@ -202,7 +209,14 @@ export const make = (
       const queue = yield* validQueue(name)
       const texts = yield* Effect.forEach(payloads, (payload) => Payload.encode(queue, payload, maxBytes))
       if (texts.length === 0) return []
-      return yield* sendAll(queue, texts, opts)
+      const headers = encodeHeaders(opts?.headers)
+      const delayMs = Durations.millis(opts?.delay)
+      if (delayMs > 0) return yield* sendDelayed(queue, texts, headers, delayMs)
+      const ids = yield* retryConnection(
+        redis.eval(Scripts.send)(keys.of(queue), texts.flatMap((text) => [text, headers])).pipe(Effect.mapError(fromRedis("send", queue)))
+      )
+      if (ids === null) return yield* Effect.fail(queueNotFound(queue))
+      return ids
     })
 
     const receive = Effect.fnUntraced(function*(name: QueueName.QueueName, opts: Messaging.ReceiveOptions) {
@@ -246,7 +260,7 @@ export const make = (
     })
 
     const healthCheck = Effect.gen(function*() {
-      const started = Date.now()
+      const started = yield* Clock.currentTimeMillis
       const push = (yield* SubscriptionRef.get(health))._tag
       const probe = yield* redis.send("PING").pipe(
         Effect.mapError(fromRedis("health")),
@@ -256,7 +270,7 @@ export const make = (
         }),
         Effect.result
       )
-      const latencyMs = Date.now() - started
+      const latencyMs = (yield* Clock.currentTimeMillis) - started
       return probe._tag === "Success"
         ? { provider, healthy: true, latencyMs, push }
         : { provider, healthy: false, latencyMs, push, detail: probe.failure.message }

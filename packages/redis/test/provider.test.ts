@@ -145,7 +145,7 @@ describe("provider", () => {
       yield* m.ack(dead!.receipt)
     }).pipe(Effect.scoped, Effect.provide(layer())))
 
-  it.live("concurrent acks coalesce: 64 acks cost a handful of script calls, not 64", () =>
+  it.live("concurrent sends and acks coalesce: 64 of each cost a handful of script calls, not 64", () =>
     Effect.gen(function*() {
       const server = yield* privateServer
       const client = yield* raw(server.url)
@@ -157,9 +157,14 @@ describe("provider", () => {
         const m = yield* Messaging.Messaging
         const q = uniqueQueue("coalesce")
         yield* withQueue(m, q)
-        yield* m.sendBatch(q, Array.from({ length: 64 }, (_, n) => n))
+        const beforeSends = yield* calls
+        const ids = yield* Effect.forEach(Array.from({ length: 64 }, (_, n) => n), (n) => m.send(q, n), { concurrency: "unbounded" })
+        const sends = (yield* calls) - beforeSends
+        assert.isAtMost(sends, 3, `${sends} script calls for 64 sends`)
+        assert.strictEqual(new Set(ids).size, 64)
         const received = yield* m.receive(q, { max: 64, visibilityTimeout: "30 seconds" })
-        assert.strictEqual(received.length, 64)
+        assert.deepStrictEqual(received.map((message) => message.payload), Array.from({ length: 64 }, (_, n) => n))
+        assert.deepStrictEqual(received.map((message) => message.id), ids, "each caller got its own id")
         const before = yield* calls
         yield* Effect.forEach(received, (message) => m.ack(message.receipt), { concurrency: "unbounded", discard: true })
         const used = (yield* calls) - before

@@ -60,6 +60,8 @@ export const subscribe = (
     const visibilityMs = Math.ceil(Durations.millis(options.visibilityTimeout))
     const prefetch = Math.max(1, Math.floor(options.prefetch ?? deps.defaultPrefetch))
     const unique = [...new Set(queues)]
+    // Nothing to wait for: a subscription to no queue delivers nothing, and holds no connection.
+    if (unique.length === 0) return Stream.never
     const streamKeys = unique.map((queue) => deps.keys.of(queue).stream)
     const wakeKeys = unique.map((queue) => deps.keys.of(queue).wake)
     const queueOfKey = new Map<string, QueueName.QueueName>()

@@ -38,19 +38,22 @@ end
 
 const keysOf = (keys: QueueKeys) => [keys.stream, keys.delayed, keys.wake, keys.inFlight, keys.retry]
 
-/** A plain send: `ids` for `payloads` in order, or false when the queue does not exist. */
+/**
+ * A plain send of payload/headers pairs (headers '' for none): their entry ids
+ * in order, or false when the queue does not exist.
+ */
 export const send = EffectRedis.script(
-  (keys: QueueKeys, headers: string, payloads: ReadonlyArray<string>) => [keys.stream, headers, ...payloads],
+  (keys: QueueKeys, payloadsAndHeaders: ReadonlyArray<string>) => [keys.stream, ...payloadsAndHeaders],
   {
     numberOfKeys: 1,
     lua: `
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local ids = {}
-for i = 2, #ARGV do
-  if ARGV[1] == '' then
+for i = 1, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
     ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'p', ARGV[i])
   else
-    ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'p', ARGV[i], 'h', ARGV[1])
+    ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'p', ARGV[i], 'h', ARGV[i + 1])
   end
 end
 return ids
