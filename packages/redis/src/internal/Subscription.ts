@@ -104,9 +104,11 @@ export const subscribe = (
     const claimPending = Effect.gen(function*() {
       const batch = [...pending]
       pending.clear()
-      const claims = yield* Effect.forEach(batch, (queue) => deps.retryConnection(deps.claim(queue, prefetch, visibilityMs)), {
-        concurrency: "unbounded"
-      })
+      const claimOne = (queue: QueueName.QueueName) => deps.retryConnection(deps.claim(queue, prefetch, visibilityMs))
+      // One queue woke (the usual case): no fibers to fork for it.
+      const claims = batch.length === 1
+        ? [yield* claimOne(batch[0]!)]
+        : yield* Effect.forEach(batch, claimOne, { concurrency: "unbounded" })
       const now = yield* Clock.currentTimeMillis
       const out: Array<MessageNotification.MessageNotification> = []
       claims.forEach(({ messages, reply }, i) => {
