@@ -9,6 +9,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { type Message, Messaging, QueueName } from "@conveyor/core"
 import { Redis } from "@conveyor/redis"
+import { NodeRedis } from "@effect/platform-node"
 import { layer, privateServer, raw, uniquePrefix, uniqueQueue, url } from "./support.ts"
 
 const long = { max: 10, visibilityTimeout: "30 seconds" } as const
@@ -218,9 +219,23 @@ describe("provider", () => {
         assert.strictEqual(got[0]!.receiveCount, 2)
         assert.isAtLeast(waited, 790, "not before the other claim expired")
         assert.isAtMost(waited, 1300, "soon after it expired")
-      }).pipe(Effect.provide(layer({ prefix, blockTimeout: "30 seconds" })))
+      }).pipe(Effect.scoped, Effect.provide(layer({ prefix, blockTimeout: "30 seconds" })))
     }).pipe(Effect.scoped)
   })
+
+  it.live("layerWithRedis runs on a Redis service the application already has", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = uniqueQueue("own")
+      yield* withQueue(m, q)
+      const id = yield* m.send(q, "on your client")
+      const [message] = yield* m.receive(q, long)
+      assert.strictEqual(message?.id, id)
+      yield* m.ack(message!.receipt)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Redis.layerWithRedis({ prefix: uniquePrefix("own") }).pipe(Layer.provide(NodeRedis.layer({ url }))))
+    ))
 
   it.live("layers of different groups each get every message", () => {
     const prefix = uniquePrefix("groups")
