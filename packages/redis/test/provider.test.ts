@@ -237,23 +237,32 @@ describe("provider", () => {
       Effect.provide(Redis.layerWithRedis({ prefix: uniquePrefix("own") }).pipe(Layer.provide(NodeRedis.layer({ url }))))
     ))
 
-  it.live("layers of different groups each get every message", () => {
+  it.live("layers of different groups each get every message; an entry is deleted once every group settled it", () => {
     const prefix = uniquePrefix("groups")
     return Effect.gen(function*() {
+      const client = yield* raw()
       const q = uniqueQueue("fanout")
-      const take = Effect.gen(function*() {
-        const m = yield* Messaging.Messaging
-        yield* m.ensureQueue(q)
-        return (yield* m.receive(q, long)).map((message) => message.payload)
-      })
+      const stream = `${prefix}q:${q}`
+      const length = Effect.promise(async () => Number(await client.sendCommand(["XLEN", stream])))
+      /** Receives everything and acks it (dead-letters the first when told); returns the payloads. */
+      const drain = (deadLetterFirst: boolean) =>
+        Effect.gen(function*() {
+          const m = yield* Messaging.Messaging
+          const received = yield* m.receive(q, long)
+          for (const [i, message] of received.entries()) {
+            yield* i === 0 && deadLetterFirst ? m.nack(message.receipt, { requeue: false }) : m.ack(message.receipt)
+          }
+          return received.map((message) => message.payload)
+        })
       const a = layer({ prefix, group: "a" })
       const b = layer({ prefix, group: "b" })
       yield* Effect.provide(Effect.flatMap(Messaging.Messaging, (m) => m.ensureQueue(q)), b)
-      yield* Effect.provide(Effect.flatMap(Messaging.Messaging, (m) => Effect.andThen(m.ensureQueue(q), m.sendBatch(q, [1, 2]))), a)
-      assert.deepStrictEqual(yield* Effect.provide(take, a), [1, 2])
-      assert.deepStrictEqual(yield* Effect.provide(take, b), [1, 2])
+      yield* Effect.provide(Effect.flatMap(Messaging.Messaging, (m) => Effect.andThen(m.ensureQueue(q), m.sendBatch(q, [1, 2, 3]))), a)
+      assert.deepStrictEqual(yield* Effect.provide(drain(true), a), [1, 2, 3])
+      assert.strictEqual(yield* length, 3, "group b has not had them yet: nothing deleted")
+      assert.deepStrictEqual(yield* Effect.provide(drain(false), b), [1, 2, 3])
+      assert.strictEqual(yield* length, 0, "settled by every group: deleted")
       yield* Effect.provide(Effect.flatMap(Messaging.Messaging, (m) => m.deleteQueue(q)), a)
-      const client = yield* raw()
       yield* Effect.promise(async () => {
         const left = await client.keys(`${prefix}*`)
         if (left.length > 0) await client.del(left)

@@ -36,6 +36,35 @@ local function last_id(key)
 end
 `
 
+/**
+ * KEYS[1] stream; ARGV[1] our group. An acked entry is deleted from the stream
+ * unless another group still needs it (not yet delivered to it, or pending in
+ * it); the last group to settle it deletes it.
+ */
+const deletable = `
+local function id_less(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local others = {}
+for _, info in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local name, last
+  for j = 1, #info, 2 do
+    if info[j] == 'name' then name = info[j + 1] elseif info[j] == 'last-delivered-id' then last = info[j + 1] end
+  end
+  if name ~= ARGV[1] then others[#others + 1] = {name, last} end
+end
+local function deletable(id)
+  for _, other in ipairs(others) do
+    if id_less(other[2], id) then return false end
+    if redis.call('XPENDING', KEYS[1], other[1], id, id, 1)[1] then return false end
+  end
+  return true
+end
+`
+
 const keysOf = (keys: QueueKeys) => [keys.stream, keys.delayed, keys.wake, keys.inFlight, keys.retry]
 
 /**
@@ -168,12 +197,12 @@ type Pairs = ReadonlyArray<string>
 /** Receipts with a duration each: entry id, delivery count, milliseconds. */
 type Triples = ReadonlyArray<string | number>
 
-/** Ack: XACK + XDEL of every receipt still holding its claim; one 1/0 per receipt. */
+/** Ack: XACK (+ XDEL, see deletable) of every receipt still holding its claim; one 1/0 per receipt. */
 export const ack = EffectRedis.script(
   (keys: QueueKeys, group: string, pairs: Pairs) => [keys.stream, keys.inFlight, group, ...pairs],
   {
     numberOfKeys: 2,
-    lua: `${now}${holds(2)}
+    lua: `${now}${holds(2)}${deletable}
 local out, done = {}, {}
 for i = 2, #ARGV, 2 do
   if holds(ARGV[i], ARGV[i + 1]) then
@@ -185,8 +214,14 @@ for i = 2, #ARGV, 2 do
 end
 if #done > 0 then
   redis.call('XACK', KEYS[1], ARGV[1], unpack(done))
-  redis.call('XDEL', KEYS[1], unpack(done))
   redis.call('ZREM', KEYS[2], unpack(done))
+  if #others == 0 then
+    redis.call('XDEL', KEYS[1], unpack(done))
+  else
+    for _, id in ipairs(done) do
+      if deletable(id) then redis.call('XDEL', KEYS[1], id) end
+    end
+  end
 end
 return out
 `
@@ -252,7 +287,8 @@ return out
 
 /**
  * Dead-letter: in one step the entry is copied to the dead-letter queue's
- * stream (keeping its message id and first enqueue time), acked and deleted.
+ * stream (keeping its message id and first enqueue time), acked and deleted
+ * (unless another group still needs it).
  * A missing dead-letter stream is created with the group: never dropped.
  */
 export const deadLetter = EffectRedis.script(
@@ -265,7 +301,7 @@ export const deadLetter = EffectRedis.script(
   ],
   {
     numberOfKeys: 3,
-    lua: `${now}${holds(2)}
+    lua: `${now}${holds(2)}${deletable}
 local out = {}
 if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('XGROUP', 'CREATE', KEYS[3], ARGV[1], '0', 'MKSTREAM') end
 for i = 2, #ARGV, 2 do
@@ -286,7 +322,7 @@ for i = 2, #ARGV, 2 do
       redis.call('XADD', KEYS[3], '*', unpack(copy))
     end
     redis.call('XACK', KEYS[1], ARGV[1], id)
-    redis.call('XDEL', KEYS[1], id)
+    if deletable(id) then redis.call('XDEL', KEYS[1], id) end
     redis.call('ZREM', KEYS[2], id)
     out[#out + 1] = 1
   else
