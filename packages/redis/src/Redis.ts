@@ -317,14 +317,16 @@ export const make = (
     }))
   })
 
+const connectionNameOf = (options: RedisOptions) => options.connectionName ?? `conveyor-${process.pid}`
+
 const build = (options: RedisOptions) =>
   Effect.flatMap(
-    Client.make({
+    Effect.andThen(Keys.validateName("connection name", connectionNameOf(options)), Client.make({
       url: options.url,
-      name: options.connectionName ?? `conveyor-${process.pid}`,
+      name: connectionNameOf(options),
       maxReserved: options.maxSubscriptions ?? defaultMaxSubscriptions,
       reconnect: options.reconnect ?? defaultReconnect
-    }),
+    })),
     (redis) => Effect.provideService(make(options), EffectRedis.Redis, redis)
   )
 

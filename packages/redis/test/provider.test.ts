@@ -95,9 +95,9 @@ describe("bad input", () => {
       assert.strictEqual((yield* m.stats(q)).depth, 1)
     }).pipe(Effect.scoped, Effect.provide(layer({ maxPayloadBytes: 256 }))))
 
-  it.live("a key prefix, group or consumer name that could break keys is refused when the layer is built", () =>
+  it.live("a key prefix, group, consumer or connection name that could break keys or commands is refused when the layer is built", () =>
     Effect.gen(function*() {
-      for (const options of [{ prefix: "a b" }, { prefix: "*" }, { group: "" }, { group: "g\n" }, { consumer: "c d" }]) {
+      for (const options of [{ prefix: "a b" }, { prefix: "*" }, { group: "" }, { group: "g\n" }, { consumer: "c d" }, { connectionName: "my app" }]) {
         const error = yield* Effect.flip(Layer.build(Redis.layer({ url: Redacted.make(url), ...options })))
         assert.strictEqual(error._tag, "ProviderError", JSON.stringify(options))
       }

@@ -29,12 +29,16 @@ const invalid = (what: string, value: string, rule: string) =>
     message: `Invalid Redis ${what} ${JSON.stringify(value)}: must match ${rule}`
   })
 
+/** A group, consumer or connection name: a plain word, no spaces or control characters. */
+export const validateName = (what: string, value: string) =>
+  namePattern.test(value) ? Effect.void : Effect.fail(invalid(what, value, String(namePattern)))
+
 /** The prefix, group and consumer name become parts of keys and arguments: checked once, at layer build. */
 export const validate = (options: { readonly prefix: string; readonly group: string; readonly consumer: string }) =>
   Effect.gen(function*() {
     if (!prefixPattern.test(options.prefix)) return yield* Effect.fail(invalid("key prefix", options.prefix, String(prefixPattern)))
-    if (!namePattern.test(options.group)) return yield* Effect.fail(invalid("consumer group", options.group, String(namePattern)))
-    if (!namePattern.test(options.consumer)) return yield* Effect.fail(invalid("consumer name", options.consumer, String(namePattern)))
+    yield* validateName("consumer group", options.group)
+    yield* validateName("consumer name", options.consumer)
   })
 
 /** A queue name, or the dead-letter queue of one (which may run 4 characters past the limit). */
