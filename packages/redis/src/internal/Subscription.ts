@@ -104,7 +104,13 @@ export const subscribe = (
     const claimPending = Effect.gen(function*() {
       const batch = [...pending]
       pending.clear()
-      const claimOne = (queue: QueueName.QueueName) => deps.retryConnection(deps.claim(queue, prefetch, visibilityMs))
+      // Claimed and tracked in one uninterruptible step: whatever happens next (an interruption,
+      // another queue's claim failing), the stream's end returns these deliveries.
+      const claimOne = (queue: QueueName.QueueName) =>
+        deps.retryConnection(Effect.uninterruptible(Effect.tap(deps.claim(queue, prefetch, visibilityMs), ({ messages }) =>
+          Effect.sync(() => {
+            for (const message of messages) held.add(message.receipt)
+          }))))
       // One queue woke (the usual case): no fibers to fork for it.
       const claims = batch.length === 1
         ? [yield* claimOne(batch[0]!)]
@@ -119,10 +125,7 @@ export const subscribe = (
         else dueAt.set(queue, now + Math.max(0, reply.nextDue - reply.now))
         // A full batch: probably more waiting, claim again before blocking.
         if (messages.length === prefetch) pending.add(queue)
-        for (const message of messages) {
-          held.add(message.receipt)
-          out.push(MessageNotification.Message({ message }))
-        }
+        for (const message of messages) out.push(MessageNotification.Message({ message }))
       })
       return out
     })
