@@ -21,15 +21,16 @@
  *   its delay passes, so receiveCount carries on exactly;
  * - `purge` recreates the stream, and with it drops other groups' positions.
  */
-import { Clock, Config, Duration, Effect, Exit, Layer, type Redacted, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Config, Duration, Effect, Layer, type Redacted, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
-import { Batching, Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName } from "@conveyor/core"
+import { Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName } from "@conveyor/core"
 import * as Claim from "./internal/Claim.ts"
 import * as Client from "./internal/Client.ts"
-import { encodeHeaders, provider } from "./internal/Codec.ts"
-import { connectionLost, fromRedis, queueNotFound } from "./internal/errors.ts"
+import { provider } from "./internal/Codec.ts"
+import { connectionLost, fromRedis } from "./internal/errors.ts"
 import * as Keys from "./internal/Keys.ts"
-import * as Scripts from "./internal/scripts.ts"
+import * as Queues from "./internal/Queues.ts"
+import * as Send from "./internal/Send.ts"
 import * as Settle from "./internal/Settle.ts"
 import * as Subscription from "./internal/Subscription.ts"
 import * as Tracker from "./internal/Tracker.ts"
@@ -88,11 +89,6 @@ export const capabilities: Messaging.Capabilities = {
 
 const { validQueue } = Keys
 
-interface Outgoing {
-  readonly queue: QueueName.QueueName
-  readonly text: string
-  readonly headers: string
-}
 
 /** The provider on the `Redis` service in context (its connection is the caller's). */
 export const make = (
@@ -119,105 +115,8 @@ export const make = (
     const settle: Settle.Settle = yield* Settle.make(redis, keys, group, (receipt) => tracker.settled(receipt))
     const claim = Claim.make(redis, keys, group, consumer, settle)
     const health = yield* SubscriptionRef.make<MessageNotification.PushHealth>(MessageNotification.PushHealth.Connected())
-
-    const createGroup = (queue: QueueName.QueueName) =>
-      redis.send("XGROUP", "CREATE", keys.of(queue).stream, group, "0", "MKSTREAM").pipe(
-        Effect.catchIf((error) => String(error.cause).includes("BUSYGROUP"), () => Effect.void),
-        Effect.mapError(fromRedis("create", queue))
-      )
-
-    const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, _opts?: Messaging.QueueOptions) {
-      const queue = yield* validQueue(name)
-      yield* createGroup(queue)
-      yield* createGroup(QueueName.deadLetter(queue))
-      yield* redis.send("SADD", keys.registry, queue, QueueName.deadLetter(queue)).pipe(Effect.mapError(fromRedis("create", queue)))
-    })
-
-    const allKeys = (queue: QueueName.QueueName) => {
-      const k = keys.of(queue)
-      return [k.stream, k.delayed, k.wake, k.inFlight, k.retry]
-    }
-
-    const deleteQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
-      const queue = yield* validQueue(name)
-      const dlq = QueueName.deadLetter(queue)
-      yield* redis.send("DEL", ...allKeys(queue), ...allKeys(dlq)).pipe(Effect.mapError(fromRedis("delete_queue", queue)))
-      yield* redis.send("SREM", keys.registry, queue, dlq).pipe(Effect.mapError(fromRedis("delete_queue", queue)))
-      keys.forget(queue)
-      keys.forget(dlq)
-    })
-
-    const queueExists = Effect.fnUntraced(function*(name: QueueName.QueueName) {
-      const queue = yield* validQueue(name)
-      return (yield* redis.send<number>("EXISTS", keys.of(queue).stream).pipe(Effect.mapError(fromRedis("queue_exists", queue)))) === 1
-    })
-
-    const listQueues = Effect.gen(function*() {
-      const names = yield* redis.send<ReadonlyArray<string>>("SMEMBERS", keys.registry).pipe(Effect.mapError(fromRedis("list_queues")))
-      const found: Array<QueueName.QueueName> = []
-      for (const name of names) {
-        const queue = yield* Effect.option(validQueue(name))
-        if (queue._tag === "Some" && (yield* queueExists(queue.value))) found.push(queue.value)
-      }
-      return found.sort()
-    })
-
-    const purgeQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
-      const queue = yield* validQueue(name)
-      const removed = yield* redis.eval(Scripts.purge)(keys.of(queue), group).pipe(Effect.mapError(fromRedis("purge", queue)))
-      if (removed < 0) return yield* Effect.fail(queueNotFound(queue))
-      return removed
-    })
-
-    /** Concurrent plain sends to a queue go out as one script call. */
-    const sendNow = yield* Batching.make<Outgoing, Message.MessageId, MessagingError.MessagingError>({
-      key: (outgoing) => `send:${outgoing.queue}`,
-      run: (items) => {
-        const queue = items[0].queue
-        return redis.eval(Scripts.send)(keys.of(queue), items.flatMap((item) => [item.text, item.headers])).pipe(
-          Effect.mapError(fromRedis("send", queue)),
-          Effect.map((ids) => ids === null ? items.map(() => Exit.fail(queueNotFound(queue))) : ids.map(Exit.succeed))
-        )
-      }
-    })
-
-    const sendDelayed = (queue: QueueName.QueueName, texts: ReadonlyArray<string>, headers: string, delayMs: number) => {
-      const ids = texts.map(() => crypto.randomUUID())
-      const idsAndPayloads = texts.flatMap((text, i) => [ids[i]!, text])
-      return retryConnection(
-        redis.eval(Scripts.sendDelayed)(keys.of(queue), Math.ceil(delayMs), headers, idsAndPayloads).pipe(
-          Effect.mapError(fromRedis("send", queue)),
-          Effect.flatMap((done) => done === 1 ? Effect.succeed(ids) : Effect.fail(queueNotFound(queue)))
-        )
-      )
-    }
-
-    const send = Effect.fnUntraced(function*(name: QueueName.QueueName, payload: Message.Json, opts?: Messaging.SendOptions) {
-      const queue = yield* validQueue(name)
-      const text = yield* Payload.encode(queue, payload, maxBytes)
-      const headers = encodeHeaders(opts?.headers)
-      const delayMs = Durations.millis(opts?.delay)
-      if (delayMs > 0) return (yield* sendDelayed(queue, [text], headers, delayMs))[0]!
-      return yield* retryConnection(sendNow({ queue, text, headers }))
-    })
-
-    const sendBatch = Effect.fnUntraced(function*(
-      name: QueueName.QueueName,
-      payloads: ReadonlyArray<Message.Json>,
-      opts?: Messaging.SendOptions
-    ) {
-      const queue = yield* validQueue(name)
-      const texts = yield* Effect.forEach(payloads, (payload) => Payload.encode(queue, payload, maxBytes))
-      if (texts.length === 0) return []
-      const headers = encodeHeaders(opts?.headers)
-      const delayMs = Durations.millis(opts?.delay)
-      if (delayMs > 0) return yield* sendDelayed(queue, texts, headers, delayMs)
-      const ids = yield* retryConnection(
-        redis.eval(Scripts.send)(keys.of(queue), texts.flatMap((text) => [text, headers])).pipe(Effect.mapError(fromRedis("send", queue)))
-      )
-      if (ids === null) return yield* Effect.fail(queueNotFound(queue))
-      return ids
-    })
+    const queues = Queues.make(redis, keys, group)
+    const { send, sendBatch } = yield* Send.make(redis, keys, maxBytes, retryConnection)
 
     const receive = Effect.fnUntraced(function*(name: QueueName.QueueName, opts: Messaging.ReceiveOptions) {
       const queue = yield* validQueue(name)
@@ -240,24 +139,6 @@ export const make = (
 
     const extendVisibility = (receipt: Message.Receipt, duration: Duration.Input) =>
       settle.extend(receipt, Durations.millis(duration))
-
-    const stats = Effect.fnUntraced(function*(name: QueueName.QueueName) {
-      const queue = yield* validQueue(name)
-      const counts = yield* redis.eval(Scripts.stats)(keys.of(queue), keys.of(QueueName.deadLetter(queue))).pipe(
-        Effect.mapError(fromRedis("stats", queue))
-      )
-      if (counts[0]! < 0) return yield* Effect.fail(queueNotFound(queue))
-      const [depth, visible, inFlight, delayed, oldestAgeMs, deadLettered] = counts as [number, number, number, number, number, number]
-      return {
-        queue,
-        depth,
-        visible,
-        inFlight,
-        delayed,
-        deadLettered,
-        ...(oldestAgeMs < 0 ? {} : { oldestAgeMs })
-      } satisfies Messaging.QueueStats
-    })
 
     const healthCheck = Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
@@ -298,11 +179,7 @@ export const make = (
     return Messaging.Messaging.of(Observability.instrument({
       provider,
       capabilities,
-      ensureQueue,
-      deleteQueue,
-      queueExists,
-      listQueues,
-      purgeQueue,
+      ...queues,
       send,
       sendBatch,
       receive,
@@ -310,7 +187,6 @@ export const make = (
       ack: settle.ack,
       nack,
       extendVisibility,
-      stats,
       healthCheck,
       subscribe,
       pushHealth: SubscriptionRef.changes(health)

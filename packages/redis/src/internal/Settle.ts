@@ -12,7 +12,7 @@ import type * as EffectRedis from "effect/persistence/Redis"
 import { isToken, provider, type Token } from "./Codec.ts"
 import { fromRedis } from "./errors.ts"
 import { isQueue, type Keys } from "./Keys.ts"
-import * as Scripts from "./scripts.ts"
+import * as Scripts from "./settleScripts.ts"
 
 export type Outcome = ReadonlyArray<Exit.Exit<void, MessagingError.MessagingError>>
 
