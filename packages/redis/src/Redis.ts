@@ -90,15 +90,19 @@ export const capabilities: Messaging.Capabilities = {
 const { validQueue } = Keys
 
 
+const namesOf = (options: ProviderOptions) => ({
+  prefix: options.prefix ?? defaultPrefix,
+  group: options.group ?? defaultGroup,
+  consumer: options.consumer ?? `conveyor-${process.pid}-${Math.random().toString(36).slice(2, 10)}`
+})
+
 /** The provider on the `Redis` service in context (its connection is the caller's). */
 export const make = (
   options: ProviderOptions = {}
 ): Effect.Effect<Messaging.Messaging["Service"], MessagingError.ProviderError, Scope.Scope | EffectRedis.Redis> =>
   Effect.gen(function*() {
     const redis = yield* EffectRedis.Redis
-    const prefix = options.prefix ?? defaultPrefix
-    const group = options.group ?? defaultGroup
-    const consumer = options.consumer ?? `conveyor-${process.pid}-${Math.random().toString(36).slice(2, 10)}`
+    const { consumer, group, prefix } = namesOf(options)
     yield* Keys.validate({ prefix, group, consumer })
     const keys = Keys.make(prefix, group)
     const maxBytes = options.maxPayloadBytes ?? Payload.defaultMaxBytes
@@ -195,16 +199,20 @@ export const make = (
 
 const connectionNameOf = (options: RedisOptions) => options.connectionName ?? `conveyor-${process.pid}`
 
+/** Names are checked before connecting, so a bad one is reported even when the server is down. */
 const build = (options: RedisOptions) =>
-  Effect.flatMap(
-    Effect.andThen(Keys.validateName("connection name", connectionNameOf(options)), Client.make({
+  Effect.gen(function*() {
+    const names = namesOf(options)
+    yield* Keys.validate(names)
+    yield* Keys.validateName("connection name", connectionNameOf(options))
+    const redis = yield* Client.make({
       url: options.url,
       name: connectionNameOf(options),
       maxReserved: options.maxSubscriptions ?? defaultMaxSubscriptions,
       reconnect: options.reconnect ?? defaultReconnect
-    })),
-    (redis) => Effect.provideService(make(options), EffectRedis.Redis, redis)
-  )
+    })
+    return yield* Effect.provideService(make({ ...options, ...names }), EffectRedis.Redis, redis)
+  })
 
 export const layer = (
   options: RedisOptions

@@ -100,6 +100,9 @@ describe("bad input", () => {
       for (const options of [{ prefix: "a b" }, { prefix: "*" }, { group: "" }, { group: "g\n" }, { consumer: "c d" }, { connectionName: "my app" }]) {
         const error = yield* Effect.flip(Layer.build(Redis.layer({ url: Redacted.make(url), ...options })))
         assert.strictEqual(error._tag, "ProviderError", JSON.stringify(options))
+        // Checked before connecting: the same answer with no server at all.
+        const offline = yield* Effect.flip(Layer.build(Redis.layer({ url: Redacted.make("redis://127.0.0.1:1"), ...options })))
+        assert.strictEqual(offline._tag, "ProviderError", JSON.stringify(options))
       }
     }).pipe(Effect.scoped))
 })
