@@ -1,9 +1,13 @@
 /**
  * The node-redis client behind `Redis.layer`: `NodeRedis.layer` (the shared
- * connection, which node-redis reconnects by itself, and the pool behind
- * `reserve`), connected on the reconnect schedule. A refused login is not
- * retried. The error names the server (without the password) and why it
- * failed.
+ * connection and the pool behind `reserve`), connected on the reconnect
+ * schedule. A refused login is not retried. The error names the server
+ * (without the password) and why it failed.
+ *
+ * Once connected, node-redis reconnects the shared connection by itself, with
+ * our strategy: exponential from 50 ms, at most 2 s apart, jittered, and
+ * never giving up (NodeRedis's default stops for good on a connect timeout,
+ * which would leave the provider without a connection until restarted).
  */
 import { NodeRedis } from "@effect/platform-node"
 import { MessagingError } from "@conveyor/core"
@@ -45,11 +49,15 @@ export const make = (settings: ClientSettings): Effect.Effect<EffectRedis.Redis[
     const outer = yield* Effect.scope
     const url = Redacted.value(settings.url)
     const attempts = yield* Ref.make(0)
+    // Before the first connection a failure goes back to the attempt (and the schedule) above.
+    let connected = false
+    const reconnectStrategy = (retries: number, cause: Error) =>
+      connected ? Math.min(2 ** retries * 50, 2000) + Math.floor(Math.random() * 200) : cause
     const once = Effect.gen(function*() {
       // Each attempt in a scope of its own: a failed one closes its client at once.
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(
-        NodeRedis.layer({ url, name: settings.name, maxConnections: settings.maxReserved }),
+        NodeRedis.layer({ url, name: settings.name, maxConnections: settings.maxReserved, socket: { reconnectStrategy } }),
         scope
       ).pipe(
         Effect.mapError((error) => error.cause),
@@ -57,6 +65,7 @@ export const make = (settings: ClientSettings): Effect.Effect<EffectRedis.Redis[
         Effect.ensuring(Ref.update(attempts, (n) => n + 1))
       )
       yield* Scope.addFinalizer(outer, Scope.close(scope, Exit.void))
+      connected = true
       return Context.get(context, EffectRedis.Redis)
     })
     return yield* once.pipe(
