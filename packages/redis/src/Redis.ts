@@ -138,11 +138,15 @@ export const make = (
         })
       )
 
+    // Settles cut off by a connection loss are tried again: one that did reach the server
+    // then answers StaleReceipt (already settled), one that did not is not left to time out.
+    const ack = (receipt: Message.Receipt) => retryConnection(settle.ack(receipt))
+
     const nack = (receipt: Message.Receipt, opts?: Messaging.NackOptions) =>
-      opts?.requeue === false ? settle.deadLetter(receipt) : settle.nack(receipt, Durations.millis(opts?.delay))
+      retryConnection(opts?.requeue === false ? settle.deadLetter(receipt) : settle.nack(receipt, Durations.millis(opts?.delay)))
 
     const extendVisibility = (receipt: Message.Receipt, duration: Duration.Input) =>
-      settle.extend(receipt, Durations.millis(duration))
+      retryConnection(settle.extend(receipt, Durations.millis(duration)))
 
     const healthCheck = Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
@@ -188,7 +192,7 @@ export const make = (
       sendBatch,
       receive,
       fetch: (queue, id, opts) => Effect.flatMap(validQueue(queue), (valid) => fetch(valid, id, opts)),
-      ack: settle.ack,
+      ack,
       nack,
       extendVisibility,
       healthCheck,
