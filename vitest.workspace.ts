@@ -7,5 +7,6 @@ export default [
   "packages/rabbitmq",
   "packages/redis",
   "packages/backend",
-  "packages/demo"
+  "packages/demo",
+  "packages/bench"
 ]
