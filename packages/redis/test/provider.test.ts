@@ -216,12 +216,13 @@ describe("provider", () => {
           Stream.runForEach((n) => Effect.sync(() => n._tag === "Message" && got.push(n.message))),
           Effect.forkScoped
         )
-        while (got.length === 0 && Date.now() - claimedAt < 5000) yield* Effect.sleep("10 millis")
+        while (got.length === 0 && Date.now() - claimedAt < 10_000) yield* Effect.sleep("10 millis")
         const waited = Date.now() - claimedAt
         assert.strictEqual(got.length, 1)
         assert.strictEqual(got[0]!.receiveCount, 2)
         assert.isAtLeast(waited, 790, "not before the other claim expired")
-        assert.isAtMost(waited, 1300, "soon after it expired")
+        // Far below the 30 s block timeout: the subscription woke at the deadline it learnt.
+        assert.isAtMost(waited, 3000, "soon after it expired")
       }).pipe(Effect.scoped, Effect.provide(layer({ prefix, blockTimeout: "30 seconds" })))
     }).pipe(Effect.scoped)
   })
