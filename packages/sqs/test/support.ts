@@ -3,14 +3,17 @@
  * (`buildApp` + `listen` on 127.0.0.1 — never `startFauxqs` or its CLI, which
  * bind 0.0.0.0), the provider's layer pointed at it, and unique queue names.
  */
-import { QueueName } from "@conveyor/core"
+import { SQSClient } from "@aws-sdk/client-sqs"
+import { Messaging, QueueName } from "@conveyor/core"
 import { Sqs } from "@conveyor/sqs"
-import { Effect, Layer, Redacted, Schedule, type Scope } from "effect"
+import { Context, Effect, Layer, Redacted, Schedule, type Scope } from "effect"
 import { buildApp } from "fauxqs"
 
 export interface Emulator {
   readonly endpoint: string
   readonly port: number
+  /** How many requests of `action` (e.g. `SendMessageBatch`) the server has answered; every request when absent. */
+  readonly calls: (action?: string) => number
   /** Closes the server: its queues and messages are gone with it. */
   readonly stop: Effect.Effect<void>
   /** A fresh server on the same port, with `queues` (and their dead-letter queues) created before it listens. */
@@ -19,8 +22,17 @@ export interface Emulator {
 
 type App = ReturnType<typeof buildApp>
 
-const listen = async (port: number, queues: ReadonlyArray<string>): Promise<{ app: App; port: number }> => {
+const listen = async (
+  port: number,
+  queues: ReadonlyArray<string>,
+  calls: Map<string, number>
+): Promise<{ app: App; port: number }> => {
   const app = buildApp({ logger: false, host: "127.0.0.1" })
+  app.addHook("onRequest", async (request) => {
+    const target = String(request.headers["x-amz-target"] ?? "")
+    const action = target.slice(target.indexOf(".") + 1)
+    calls.set(action, (calls.get(action) ?? 0) + 1)
+  })
   await app.ready()
   for (const name of queues) {
     for (const queue of [`${name}_dlq`, name]) {
@@ -38,15 +50,17 @@ const listen = async (port: number, queues: ReadonlyArray<string>): Promise<{ ap
 
 /** An emulator for the scope of a test or suite. */
 export const emulator: Effect.Effect<Emulator, never, Scope.Scope> = Effect.gen(function*() {
-  let current = yield* Effect.promise(() => listen(0, []))
+  const calls = new Map<string, number>()
+  let current = yield* Effect.promise(() => listen(0, [], calls))
   const port = current.port
   const stop = Effect.promise(() => current.app.close())
   yield* Effect.addFinalizer(() => stop)
   return {
     endpoint: `http://127.0.0.1:${port}`,
     port,
+    calls: (action) => action === undefined ? [...calls.values()].reduce((a, b) => a + b, 0) : calls.get(action) ?? 0,
     stop,
-    restart: (queues) => Effect.promise(async () => (current = await listen(port, queues))).pipe(Effect.asVoid)
+    restart: (queues) => Effect.promise(async () => (current = await listen(port, queues, calls))).pipe(Effect.asVoid)
   }
 })
 
@@ -70,3 +84,23 @@ export const layer = (extra: Partial<Sqs.SqsOptions> = {}) =>
 const suffix = () => Math.random().toString(36).slice(2, 10)
 
 export const uniqueQueue = (prefix: string): QueueName.QueueName => QueueName.makeUnsafe(`t_${prefix}_${suffix()}`)
+
+/** A provider on `endpoint` for the current scope. */
+export const provider = (endpoint: string, extra: Partial<Sqs.SqsOptions> = {}) =>
+  Effect.map(Layer.build(Sqs.layer(options(endpoint, extra))), (context) => Context.get(context, Messaging.Messaging))
+
+/** A raw SDK client on the emulator, for arranging and inspecting behind the provider's back. */
+export const rawClient = (endpoint: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      new SQSClient({ endpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test-secret" } })
+    ),
+    (client) => Effect.sync(() => client.destroy())
+  )
+
+/** Ensures the queues and deletes them (with their dead-letter queues) when the scope closes. */
+export const withQueues = (messaging: Messaging.Messaging["Service"], queues: ReadonlyArray<QueueName.QueueName>) =>
+  Effect.acquireRelease(
+    Effect.forEach(queues, (queue) => messaging.ensureQueue(queue), { discard: true }),
+    () => Effect.forEach(queues, (queue) => Effect.ignore(messaging.deleteQueue(queue)), { discard: true })
+  )

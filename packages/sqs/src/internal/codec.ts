@@ -8,7 +8,10 @@
  *   `Amazon.`; values non-empty;
  * - body and values only in the XML character ranges SQS accepts (JSON text
  *   escapes control characters and lone surrogates itself; U+FFFE and U+FFFF
- *   it does not, so the body escapes them);
+ *   it does not, so the body escapes them, as JSON `\u` escapes that decode
+ *   to the same value). Characters beyond U+FFFF are escaped too (as their
+ *   surrogate pair): SQS takes them raw, but emulators that check UTF-16 code
+ *   units (fauxqs) refuse them, and an escape reads the same everywhere;
  * - the body plus every attribute's name, type and value within the size limit.
  */
 import type { Message as SqsMessage, MessageAttributeValue } from "@aws-sdk/client-sqs"
@@ -81,8 +84,12 @@ const attributeBytes = (attributes: Attributes): number => {
   return bytes
 }
 
-const escapeNonCharacters = (text: string): string =>
-  /[\uFFFE\uFFFF]/.test(text) ? text.replace(/\uFFFE/g, "\\ufffe").replace(/\uFFFF/g, "\\uffff") : text
+// In JSON text these can only stand inside strings, where a `\u` escape means the same character.
+const needsEscape = /[\uD800-\uDFFF\uFFFE\uFFFF]/
+const needsEscapeAll = /[\uD800-\uDFFF\uFFFE\uFFFF]/g
+const escapeUnit = (unit: string) => `\\u${unit.charCodeAt(0).toString(16)}`
+
+const escapeForSqs = (text: string): string => needsEscape.test(text) ? text.replace(needsEscapeAll, escapeUnit) : text
 
 export const tooLarge = (queue: string, bytes: number, maxBytes: number) =>
   new MessagingError.MessageTooLarge({
@@ -102,7 +109,7 @@ export const encode = (
   Effect.gen(function*() {
     const text = yield* Payload.encode(queue, payload, maxBytes)
     const attributes = yield* attributesOf(headers)
-    const body = escapeNonCharacters(text)
+    const body = escapeForSqs(text)
     const bytes = Buffer.byteLength(body, "utf8") + attributeBytes(attributes)
     if (bytes > maxBytes) return yield* Effect.fail(tooLarge(queue, bytes, maxBytes))
     return { body, attributes, bytes }
