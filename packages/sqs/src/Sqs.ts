@@ -289,6 +289,7 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
       receive: receiveOnce,
       urlOf: queues.urlOf,
       release,
+      isOpen: (message, now) => holdings.isOpen(message.receipt, now),
       health,
       fibers,
       waitSeconds,

@@ -47,6 +47,8 @@ export interface Holdings {
   /** The receipt's token if the claim is held, without starting a settlement (extend). */
   readonly check: (receipt: Message.Receipt, operation: string) => Effect.Effect<Token, MessagingError.MessagingError>
   readonly extend: (token: Token, deadline: number) => void
+  /** Whether this layer still holds the claim unsettled at `now`. */
+  readonly isOpen: (receipt: Message.Receipt, now: number) => boolean
 }
 
 export const make = (): Holdings => {
@@ -90,6 +92,11 @@ export const make = (): Holdings => {
       const entry = entries.get(token.handle)
       if (entry === undefined) entries.set(token.handle, { deadline, settling: false })
       else entry.deadline = deadline
+    },
+    isOpen: (receipt, now) => {
+      if (!isToken(receipt.token)) return false
+      const entry = entries.get(receipt.token.handle)
+      return entry !== undefined && !entry.settling && now < entry.deadline
     }
   }
 }
