@@ -37,7 +37,12 @@ export interface SqsOptions {
   readonly maxReceiveCount?: number | undefined
   /** How long one long poll of a subscription waits for a message (1 to 20 s, default 20 s). */
   readonly waitTime?: Duration.Input | undefined
-  /** Delays between a subscription's polls while the endpoint cannot be reached (default: exponential from 100 ms, at most 5 s, forever). */
+  /**
+   * Delays between attempts while the endpoint cannot be reached: sends,
+   * receives and a subscription's polls ride out an outage on it (default:
+   * exponential from 100 ms, jittered, each delay at most 5 s, 10 retries).
+   * When it ends the operation fails with `ConnectionError`.
+   */
   readonly reconnect?: Schedule.Schedule<unknown, unknown> | undefined
   /** Deliveries a subscription holds unsettled when its caller states no prefetch (default 10). */
   readonly prefetch?: number | undefined
@@ -45,7 +50,8 @@ export interface SqsOptions {
 
 export const defaultReconnect: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
   Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5)))),
-  Schedule.jittered
+  Schedule.jittered,
+  Schedule.upTo({ times: 10 })
 )
 
 export const capabilities: Messaging.Capabilities = {
@@ -85,6 +91,13 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
     const holdings = Holdings.make()
     const settlement = yield* Settlement.make(client)
     const sendOne = yield* Sender.make(client, maxBytes)
+    const reconnect = options.reconnect ?? defaultReconnect
+    /** Sends and claims ride out an outage; nothing extra when the first try works. */
+    const retryConnection = <A>(effect: Effect.Effect<A, MessagingError.MessagingError>) =>
+      Effect.catch(effect, (error) =>
+        error._tag === "ConnectionError"
+          ? Effect.retry(effect, { schedule: reconnect, while: (e) => e._tag === "ConnectionError" })
+          : Effect.fail(error))
     const fibers = yield* FiberSet.make<unknown, unknown>()
     const health = yield* SubscriptionRef.make<MessageNotification.PushHealth>(MessageNotification.PushHealth.Connected())
 
@@ -121,7 +134,14 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
 
     const receiveOnce = Receiver.make(client, holdings, onUndecodable)
 
-    /** Runs a settlement of a held claim; a failure other than staleness leaves the claim settleable. */
+    const clock = yield* Effect.clockWith(Effect.succeed)
+
+    /**
+     * Runs a settlement of a held claim. An outage is ridden out while the claim
+     * is held (a receipt handle outlives a connection; retrying it after the
+     * claim lapsed could settle someone else's); a failure other than
+     * staleness leaves the claim settleable.
+     */
     const settling = <A>(
       receipt: Message.Receipt,
       operation: string,
@@ -131,6 +151,10 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
         const queue = yield* QueueName.make(receipt.queue)
         const token = yield* holdings.beginSettle(receipt, operation)
         return yield* queues.withUrl(queue, (url) => f(token, url, queue)).pipe(
+          Effect.retry({
+            schedule: reconnect,
+            while: (error) => error._tag === "ConnectionError" && clock.currentTimeMillisUnsafe() < holdings.deadlineOf(token)
+          }),
           Effect.tapError((error) => error._tag === "StaleReceipt" ? Effect.void : Effect.sync(() => holdings.abandonSettle(token)))
         )
       })
@@ -174,7 +198,7 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
 
     const send = Effect.fnUntraced(function*(name: QueueName.QueueName, payload: Message.Json, opts?: Messaging.SendOptions) {
       const { delaySeconds, encoded, queue } = yield* outgoing(name, [payload], opts)
-      return yield* queues.withUrl(queue, (url) => sendOne({ queue, url, message: encoded[0]!, delaySeconds }))
+      return yield* retryConnection(queues.withUrl(queue, (url) => sendOne({ queue, url, message: encoded[0]!, delaySeconds })))
     })
 
     const sendBatch = Effect.fnUntraced(function*(
@@ -184,8 +208,9 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
     ) {
       const { delaySeconds, encoded, queue } = yield* outgoing(name, payloads, opts)
       if (encoded.length === 0) return []
+      // Only the messages an outage stopped are sent again, never one that went out.
       return yield* queues.withUrl(queue, (url) =>
-        Effect.forEach(encoded, (message) => Effect.exit(sendOne({ queue, url, message, delaySeconds })), {
+        Effect.forEach(encoded, (message) => Effect.exit(retryConnection(sendOne({ queue, url, message, delaySeconds }))), {
           concurrency: "unbounded"
         }).pipe(Effect.flatMap((results) => Sender.collect(queue, results))))
     })
@@ -201,7 +226,7 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
           // SQS hands out at most 10 per call: ask again while each call comes back full.
           while (claimed.length < max) {
             const want = Math.min(Limits.maxBatch, max - claimed.length)
-            const got = yield* receiveOnce({ queue, url, max: want, visibilityMs, waitSeconds: 0 })
+            const got = yield* retryConnection(receiveOnce({ queue, url, max: want, visibilityMs, waitSeconds: 0 }))
             claimed.push(...got)
             if (got.length < want) break
           }
@@ -293,7 +318,7 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
       health,
       fibers,
       waitSeconds,
-      reconnect: options.reconnect ?? defaultReconnect,
+      reconnect,
       defaultPrefetch: options.prefetch ?? Limits.maxBatch
     }
 

@@ -6,7 +6,7 @@
 import { SQSClient } from "@aws-sdk/client-sqs"
 import { Messaging, QueueName } from "@conveyor/core"
 import { Sqs } from "@conveyor/sqs"
-import { Context, Effect, Layer, Redacted, Schedule, type Scope } from "effect"
+import { Context, Duration, Effect, Layer, Redacted, Schedule, type Scope } from "effect"
 import { buildApp } from "fauxqs"
 
 export interface Emulator {
@@ -67,7 +67,11 @@ export const emulator: Effect.Effect<Emulator, never, Scope.Scope> = Effect.gen(
 export const credentials: Sqs.Credentials = { accessKeyId: "test", secretAccessKey: Redacted.make("test-secret") }
 
 /** Quick retries so fault tests do not wait on the production backoff. */
-export const fastReconnect = Schedule.exponential("50 millis").pipe(Schedule.jittered)
+export const fastReconnect = Schedule.exponential("50 millis").pipe(
+  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(500)))),
+  Schedule.jittered,
+  Schedule.upTo({ times: 60 })
+)
 
 export const options = (endpoint: string, extra: Partial<Sqs.SqsOptions> = {}): Sqs.SqsOptions => ({
   endpoint,

@@ -47,6 +47,8 @@ export interface Holdings {
   /** The receipt's token if the claim is held, without starting a settlement (extend). */
   readonly check: (receipt: Message.Receipt, operation: string) => Effect.Effect<Token, MessagingError.MessagingError>
   readonly extend: (token: Token, deadline: number) => void
+  /** When the claim lapses, extensions included. */
+  readonly deadlineOf: (token: Token) => number
   /** Whether this layer still holds the claim unsettled at `now`. */
   readonly isOpen: (receipt: Message.Receipt, now: number) => boolean
 }
@@ -93,6 +95,7 @@ export const make = (): Holdings => {
       if (entry === undefined) entries.set(token.handle, { deadline, settling: false })
       else entry.deadline = deadline
     },
+    deadlineOf: (token) => entries.get(token.handle)?.deadline ?? token.deadline,
     isOpen: (receipt, now) => {
       if (!isToken(receipt.token)) return false
       const entry = entries.get(receipt.token.handle)

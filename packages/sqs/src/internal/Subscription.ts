@@ -16,7 +16,7 @@
  * again: buffered, dropped by a downstream `take`, or still being handled.
  */
 import { Durations, type Message, MessageNotification, type Messaging, type MessagingError, type QueueName } from "@conveyor/core"
-import { Clock, Effect, Fiber, FiberSet, Queue, type Schedule, Stream, SubscriptionRef } from "effect"
+import { Clock, Effect, Fiber, FiberSet, Option, Queue, type Schedule, Stream, SubscriptionRef } from "effect"
 import { maxBatch } from "./limits.ts"
 import type { Request } from "./Receiver.ts"
 
@@ -35,13 +35,14 @@ export interface Deps {
   readonly defaultPrefetch: number
 }
 
+// Only changes are published: pushHealth emits transitions, not every poll.
 const markDegraded = (deps: Deps, error: MessagingError.MessagingError) =>
-  SubscriptionRef.update(deps.health, (state) =>
-    state._tag === "Degraded" ? state : MessageNotification.PushHealth.Degraded({ reason: error.message }))
+  SubscriptionRef.updateSome(deps.health, (state) =>
+    state._tag === "Degraded" ? Option.none() : Option.some(MessageNotification.PushHealth.Degraded({ reason: error.message })))
 
 const markRecovered = (deps: Deps) =>
-  SubscriptionRef.update(deps.health, (state) =>
-    state._tag === "Degraded" ? MessageNotification.PushHealth.Reconnected() : state)
+  SubscriptionRef.updateSome(deps.health, (state) =>
+    state._tag === "Degraded" ? Option.some(MessageNotification.PushHealth.Reconnected()) : Option.none())
 
 export const subscribe = (
   deps: Deps,
