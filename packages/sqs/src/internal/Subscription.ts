@@ -103,6 +103,10 @@ export const subscribe = (
         Effect.catch((error) => Queue.fail(out, error))
       )
 
-    for (const queue of queues) yield* Effect.forkScoped(pollLoop(queue))
+    // SQS answers at most 10 per call: enough concurrent polls per queue to fill the prefetch.
+    const pollers = Math.ceil(prefetch / maxBatch)
+    for (const queue of queues) {
+      for (let i = 0; i < pollers; i++) yield* Effect.forkScoped(pollLoop(queue))
+    }
     return Stream.fromQueue(out)
   }))
