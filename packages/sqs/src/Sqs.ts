@@ -3,14 +3,15 @@
  * layer (closed with the layer's scope); standard queues, each with a
  * dead-letter queue `<q>_dlq` bound by a RedrivePolicy. Semantics SQS lacks
  * or bends are handled where they live: stale receipts (internal/Holdings),
- * push as long polling (internal/Subscription), batched settling and sending
- * (internal/Settlement, internal/Sender), SQS's limits (internal/limits,
- * internal/codec). Not available on SQS: `fetch` by id (`Unsupported`), a
+ * settling (internal/Claims), push as long polling (internal/Subscription),
+ * batched settling and sending (internal/Settlement, internal/Sender), SQS's
+ * limits (internal/limits, internal/codec). Not available on SQS: `fetch` by id (`Unsupported`), a
  * message's age in `stats`, ordering on standard queues.
  */
-import { type Message as SqsMessage, SendMessageCommand, ListQueuesCommand } from "@aws-sdk/client-sqs"
+import { ListQueuesCommand } from "@aws-sdk/client-sqs"
 import { Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, QueueName } from "@conveyor/core"
 import { Clock, Config, Duration, Effect, FiberSet, Layer, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
+import * as Claims from "./internal/Claims.ts"
 import * as Client from "./internal/client.ts"
 import * as Codec from "./internal/codec.ts"
 import { provider } from "./internal/errors.ts"
@@ -101,72 +102,8 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
     const fibers = yield* FiberSet.make<unknown, unknown>()
     const health = yield* SubscriptionRef.make<MessageNotification.PushHealth>(MessageNotification.PushHealth.Connected())
 
-    /** Puts a copy of a received message into the queue's dead-letter queue. */
-    const copyToDeadLetter = (queue: QueueName.QueueName, body: string, attributes: Codec.Attributes) => {
-      const dlq = QueueName.deadLetter(queue)
-      return queues.withUrl(dlq, (url) =>
-        Client.call("SendMessage", dlq, (abortSignal) =>
-          client.send(
-            new SendMessageCommand({
-              QueueUrl: url,
-              MessageBody: body,
-              ...(Object.keys(attributes).length === 0 ? {} : { MessageAttributes: attributes })
-            }),
-            { abortSignal }
-          )))
-    }
-
-    // Another producer's non-JSON body: dead-lettered as it is, never handed to a handler.
-    const onUndecodable = (queue: QueueName.QueueName, message: SqsMessage) =>
-      Effect.gen(function*() {
-        yield* copyToDeadLetter(queue, message.Body ?? "", message.MessageAttributes ?? {})
-        const receipt: Message.Receipt = { provider, queue, messageId: message.MessageId ?? "", token: undefined }
-        const url = yield* queues.urlOf(queue)
-        yield* settlement.delete({
-          receipt,
-          url,
-          token: { handle: message.ReceiptHandle ?? "", deadline: 0, body: "", attributes: {} }
-        })
-        yield* Effect.logWarning(`Dead-lettered a non-JSON message ${message.MessageId} from queue ${queue}`)
-      }).pipe(
-        Effect.catch((error) => Effect.logWarning(`Could not dead-letter a non-JSON message from ${queue}: ${error.message}`))
-      )
-
-    const receiveOnce = Receiver.make(client, holdings, onUndecodable)
-
-    const clock = yield* Effect.clockWith(Effect.succeed)
-
-    /**
-     * Runs a settlement of a held claim. An outage is ridden out while the claim
-     * is held (a receipt handle outlives a connection; retrying it after the
-     * claim lapsed could settle someone else's); a failure other than
-     * staleness leaves the claim settleable.
-     */
-    const settling = <A>(
-      receipt: Message.Receipt,
-      operation: string,
-      f: (token: Holdings.Token, url: string, queue: QueueName.QueueName) => Effect.Effect<A, MessagingError.MessagingError>
-    ) =>
-      Effect.gen(function*() {
-        const queue = yield* QueueName.make(receipt.queue)
-        const token = yield* holdings.beginSettle(receipt, operation)
-        return yield* queues.withUrl(queue, (url) => f(token, url, queue)).pipe(
-          Effect.retry({
-            schedule: reconnect,
-            while: (error) => error._tag === "ConnectionError" && clock.currentTimeMillisUnsafe() < holdings.deadlineOf(token)
-          }),
-          Effect.tapError((error) => error._tag === "StaleReceipt" ? Effect.void : Effect.sync(() => holdings.abandonSettle(token)))
-        )
-      })
-
-    const requeue = (receipt: Message.Receipt, seconds: number) =>
-      settling(receipt, "nack", (token, url) => settlement.changeVisibility({ receipt, url, token, seconds }))
-
-    const release = (messages: ReadonlyArray<Message.QueuedMessage>) =>
-      Effect.forEach(messages, (message) => Effect.ignore(requeue(message.receipt, 0)), {
-        concurrency: "unbounded",
-        discard: true
-      })
+    const claims = yield* Claims.make({ client, queues, holdings, settlement, reconnect })
+    const receiveOnce = Receiver.make(client, holdings, claims.onUndecodable)
 
     const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, _opts?: Messaging.QueueOptions) {
       yield* queues.ensure(yield* QueueName.make(name))
@@ -233,7 +170,7 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
           return claimed as ReadonlyArray<Message.QueuedMessage>
         })).pipe(
           // Claims the caller will never see go straight back.
-          Effect.onInterrupt(() => release(claimed))
+          Effect.onInterrupt(() => claims.release(claimed))
         )
     })
 
@@ -246,35 +183,6 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
           message: "SQS cannot claim a message by id; use receive or subscribe"
         })
       )
-    })
-
-    const ack = (receipt: Message.Receipt) =>
-      settling(receipt, "ack", (token, url) => settlement.delete({ receipt, url, token }))
-
-    /** Checks the claim with SQS (a stale handle is refused there), copies the message to the DLQ, then deletes it. */
-    const deadLetter = (receipt: Message.Receipt) =>
-      settling(receipt, "nack", (token, url, queue) =>
-        Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
-          const seconds = Math.max(1, Math.ceil((token.deadline - now) / 1000))
-          yield* settlement.changeVisibility({ receipt, url, token, seconds })
-          yield* copyToDeadLetter(queue, token.body, token.attributes)
-          yield* settlement.delete({ receipt, url, token })
-        }))
-
-    const nack = Effect.fnUntraced(function*(receipt: Message.Receipt, opts?: Messaging.NackOptions) {
-      if (opts?.requeue === false) return yield* deadLetter(receipt)
-      const seconds = yield* Limits.visibilitySeconds("nack")(opts?.delay)
-      yield* requeue(receipt, seconds)
-    })
-
-    const extendVisibility = Effect.fnUntraced(function*(receipt: Message.Receipt, duration: Duration.Input) {
-      const queue = yield* QueueName.make(receipt.queue)
-      const seconds = yield* Limits.visibilitySeconds("extendVisibility")(duration)
-      const token = yield* holdings.check(receipt, "extendVisibility")
-      const from = yield* Clock.currentTimeMillis
-      yield* queues.withUrl(queue, (url) => settlement.changeVisibility({ receipt, url, token, seconds }))
-      holdings.extend(token, from + Durations.millis(duration))
     })
 
     const stats = Effect.fnUntraced(function*(name: QueueName.QueueName) {
@@ -313,7 +221,7 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
     const subscriptionDeps: Subscription.Deps = {
       receive: receiveOnce,
       urlOf: queues.urlOf,
-      release,
+      release: claims.release,
       isOpen: (message, now) => holdings.isOpen(message.receipt, now),
       health,
       fibers,
@@ -343,10 +251,10 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
       sendBatch,
       receive,
       fetch,
-      ack,
+      ack: claims.ack,
       // A settlement taken from the holdings can only be given back by finishing: never cut it short.
-      nack: (receipt, opts) => Effect.uninterruptible(nack(receipt, opts)),
-      extendVisibility,
+      nack: (receipt, opts) => Effect.uninterruptible(claims.nack(receipt, opts)),
+      extendVisibility: claims.extendVisibility,
       stats,
       healthCheck,
       subscribe,

@@ -32,7 +32,7 @@ const unreachable = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFO
 export const isNotFound = (cause: unknown): boolean => notFoundNames.has(nameOf(cause))
 
 /** The server no longer recognises this receipt handle as in flight. */
-export const isStaleHandle = (code: string | undefined): boolean =>
+const isStaleHandle = (code: string | undefined): boolean =>
   code !== undefined && (code === "ReceiptHandleIsInvalid" || code === "MessageNotInflight")
 
 /** A failed batch entry's code that means "this receipt is no longer held". */
