@@ -7,5 +7,6 @@ export default [
   "packages/rabbitmq",
   "packages/sqs",
   "packages/backend",
-  "packages/demo"
+  "packages/demo",
+  "packages/bench"
 ]

@@ -1,5 +1,4 @@
-/** Small helpers every suite uses to sample, summarise and report progress. */
-import { Effect } from "effect"
+/** Small helpers the workloads use to summarise samples and name queues. */
 
 /** Nearest-rank percentile of an ascending array. */
 export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
@@ -7,16 +6,10 @@ export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
 
 export const summary = (samples: ReadonlyArray<number>) => {
   const sorted = [...samples].sort((a, b) => a - b)
-  return { p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99) }
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) }
 }
 
 export const median = (values: ReadonlyArray<number>): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
-/** Messages per second since `startedAt` (a `performance.now()` reading). */
-export const rate = (count: number, startedAt: number): number => count / ((performance.now() - startedAt) / 1000)
-
 /** A short random tag for queue names, so runs never collide. */
 export const tag = (): string => Math.random().toString(36).slice(2, 8)
-
-/** A progress line on stderr, prefixed with the suite's name. */
-export const progress = (suite: string) => (text: string) => Effect.sync(() => process.stderr.write(`bench: ${suite}: ${text}\n`))

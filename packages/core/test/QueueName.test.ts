@@ -3,7 +3,7 @@ import { QueueName } from "@conveyor/core"
 import { Result } from "effect"
 
 describe("QueueName", () => {
-  it.each(["", "a".repeat(48), "Orders", "a-b", "a;drop table x", "é", "1abc", "x'; drop table pgmq.meta; --", "\"x\"", "x.y"])(
+  it.each(["", "a".repeat(44), "a".repeat(48), "Orders", "a-b", "a;drop table x", "é", "1abc", "x'; drop table pgmq.meta; --", "\"x\"", "x.y"])(
     "refuses %j",
     (name) => {
       const result = QueueName.validate(name)
@@ -14,7 +14,29 @@ describe("QueueName", () => {
       }
     }
   )
-  it.each(["a", "_x", "worker_billing_queue", "a".repeat(47), "q1_2"])("accepts %j", (name) => {
+  it.each(["a", "_x", "worker_billing_queue", "a".repeat(43), "q1_2"])("accepts %j", (name) => {
     expect(Result.isSuccess(QueueName.validate(name))).toBe(true)
+  })
+
+  it("refuses a name whose dead-letter queue would pass PGMQ's 47 characters, and says why", () => {
+    for (const length of [44, 45, 46, 47]) {
+      const result = QueueName.validate("q".repeat(length))
+      expect(Result.isFailure(result)).toBe(true)
+      if (Result.isFailure(result)) {
+        expect(result.failure.message).toContain(`at most 43 characters (got ${length})`)
+        expect(result.failure.message).toContain("dead-letter queue")
+      }
+      expect(() => QueueName.makeUnsafe("q".repeat(length))).toThrow(/dead-letter queue/)
+    }
+  })
+
+  it("the dead-letter queue of every valid name fits PGMQ's limit", () => {
+    for (let length = 1; length <= QueueName.maxLength; length++) {
+      const dlq = QueueName.deadLetter(QueueName.makeUnsafe("q".repeat(length)))
+      expect(dlq).toBe(`${"q".repeat(length)}_dlq`)
+      expect(dlq.length).toBeLessThanOrEqual(QueueName.pgmqMaxLength)
+    }
+    expect(QueueName.maxLength).toBe(43)
+    expect(QueueName.pgmqMaxLength).toBe(47)
   })
 })

@@ -19,7 +19,7 @@
 import * as NotifyConfig from "./PgmqNotifyConfig.ts"
 
 /** Bumped whenever the generated SQL changes; recorded in `pgmq.conveyor_version`. */
-export const version = 1
+export const version = 2
 
 export const triggerName = "conveyor_notify"
 
@@ -106,7 +106,7 @@ const queueCreatedFunction = (config: NotifyConfig.NotifyConfig) =>
   `CREATE OR REPLACE FUNCTION pgmq.conveyor_on_queue_created()
 RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
-  qtable text := 'q_' || NEW.queue_name;
+  qtable text := lower('q_' || NEW.queue_name);
 BEGIN
   IF to_regclass(format('pgmq.%I', qtable)) IS NOT NULL THEN
     EXECUTE ${attach("qtable")};
@@ -123,7 +123,7 @@ const forEachQueueTable = (statement: string) => `DO $do$
 DECLARE
   qtable text;
 BEGIN
-  FOR qtable IN SELECT 'q_' || m.queue_name FROM pgmq.meta m LOOP
+  FOR qtable IN SELECT lower('q_' || m.queue_name) FROM pgmq.meta m LOOP
     IF to_regclass(format('pgmq.%I', qtable)) IS NOT NULL THEN
       EXECUTE ${statement};
     END IF;

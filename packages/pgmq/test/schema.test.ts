@@ -1,9 +1,10 @@
 /**
- * The PGMQ-compatible schema, tested through its SQL functions directly (as
- * another PGMQ client would call them), in a throw-away database, and the
- * installer's detection, idempotence and versioning.
+ * The installer of the PGMQ-compatible schema, each test in a throw-away
+ * database: detection, idempotence, versioning and upgrades. The schema's SQL
+ * functions, as other PGMQ clients call them, are tested in
+ * `schema-queues.test.ts` and `schema-messages.test.ts`.
  */
-import { PgmqInstaller, PgmqNotifyConfig, PgmqSchema } from "@conveyor/pgmq"
+import { PgmqInstaller, PgmqNotify, PgmqNotifyConfig, PgmqSchema } from "@conveyor/pgmq"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
@@ -30,7 +31,7 @@ describe("PGMQ-compatible schema", () => {
       assert.deepStrictEqual((yield* PgmqInstaller.detect).flavor, { _tag: "Absent" })
       const first = yield* installed
       assert.deepStrictEqual(first.flavor, { _tag: "Conveyor", version: PgmqSchema.version })
-      assert.strictEqual(first.notify?.version, 1)
+      assert.strictEqual(first.notify?.version, PgmqNotify.version)
       const [before] = yield* sql<{ readonly at: Date }>`
         SELECT installed_at AS at FROM pgmq.conveyor_version WHERE component = 'schema'`
       const second = yield* installed
@@ -63,121 +64,40 @@ describe("PGMQ-compatible schema", () => {
       assert.isFalse(send!.found, "none of our functions were added to someone else's schema")
     })))
 
-  it.live("the SQL functions behave as PGMQ documents them", () =>
+  it.live("upgrades a version 2 schema in place: queues and messages kept, pgmq's overloads replace the defaults", () =>
     onFreshDatabase(Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       yield* installed
-      yield* sql`SELECT pgmq.create('jobs')`
-      yield* sql`SELECT pgmq.create('jobs')` // idempotent
-      const queues = yield* sql<{ readonly queue_name: string; readonly is_partitioned: boolean }>`
-        SELECT queue_name, is_partitioned FROM pgmq.list_queues()`
-      assert.deepStrictEqual(queues.map((q) => q.queue_name), ["jobs"])
-      assert.isFalse(queues[0]!.is_partitioned)
-
-      // send and its overloads
-      const [a] = yield* sql<{ readonly id: bigint }>`SELECT pgmq.send('jobs', '{"n":1}'::jsonb) AS id`
-      const [b] = yield* sql<{ readonly id: bigint }>`
-        SELECT pgmq.send('jobs', '{"n":2}'::jsonb, '{"h":"x"}'::jsonb) AS id`
-      const [c] = yield* sql<{ readonly id: bigint }>`SELECT pgmq.send('jobs', '{"n":3}'::jsonb, 3600) AS id`
-      const [d] = yield* sql<{ readonly id: bigint }>`
-        SELECT pgmq.send('jobs', '{"n":4}'::jsonb, now() + interval '1 hour') AS id`
-      const [e] = yield* sql<{ readonly id: bigint }>`
-        SELECT pgmq.send(queue_name => 'jobs', msg => '{"n":5}'::jsonb, headers => '{"k":"v"}'::jsonb, delay => 0) AS id`
-      assert.deepStrictEqual([a!.id, b!.id, c!.id, d!.id, e!.id], [1n, 2n, 3n, 4n, 5n])
-      const batch = yield* sql<{ readonly id: bigint }>`
-        SELECT * FROM pgmq.send_batch('jobs', ARRAY['{"n":6}', '{"n":7}']::jsonb[], ARRAY['{"i":"6"}', '{"i":"7"}']::jsonb[]) AS id`
-      assert.deepStrictEqual(batch.map((row) => row.id), [6n, 7n])
-      const badHeaders = yield* Effect.flip(
-        sql`SELECT * FROM pgmq.send_batch('jobs', ARRAY['{}', '{}']::jsonb[], ARRAY['{}']::jsonb[])`
-      )
-      assert.strictEqual(badHeaders._tag, "SqlError")
-
-      // read claims visible messages in order, skipping the delayed ones, and bumps read_ct
-      const read = yield* sql<{
-        readonly msg_id: bigint
-        readonly read_ct: number
-        readonly message: { readonly n: number }
-        readonly headers: unknown
-        readonly last_read_at: Date | null
-      }>`SELECT msg_id, read_ct, enqueued_at, last_read_at, vt, message, headers FROM pgmq.read('jobs', 30, 10)`
-      assert.deepStrictEqual(read.map((row) => row.msg_id), [1n, 2n, 5n, 6n, 7n])
-      assert.deepStrictEqual(read.map((row) => row.read_ct), [1, 1, 1, 1, 1])
-      assert.deepStrictEqual(read[1]!.headers, { h: "x" })
-      assert.deepStrictEqual(read[3]!.headers, { i: "6" })
-      assert.isNotNull(read[0]!.last_read_at)
-      assert.lengthOf(yield* sql`SELECT msg_id FROM pgmq.read('jobs', 30, 10)`, 0, "claimed messages are invisible")
-
-      // conditional read
-      yield* sql`SELECT msg_id FROM pgmq.set_vt('jobs', 1, 0)`
-      yield* sql`SELECT msg_id FROM pgmq.set_vt('jobs', 2, 0)`
-      const conditional = yield* sql<{ readonly msg_id: bigint }>`
-        SELECT msg_id FROM pgmq.read('jobs', 30, 10, '{"n":2}'::jsonb)`
-      assert.deepStrictEqual(conditional.map((row) => row.msg_id), [2n])
-
-      // set_vt returns the row with its new vt
-      const [moved] = yield* sql<{ readonly vt: Date }>`SELECT vt FROM pgmq.set_vt('jobs', 5, 120)`
-      assert.isAbove(moved!.vt.getTime(), Date.now() + 100_000)
-
-      // pop deletes and returns the first visible message
-      const popped = yield* sql<{ readonly msg_id: bigint }>`SELECT msg_id FROM pgmq.pop('jobs')`
-      assert.deepStrictEqual(popped.map((row) => row.msg_id), [1n])
-
-      // archive and delete, single and array forms
-      const [archived] = yield* sql<{ readonly ok: boolean }>`SELECT pgmq.archive('jobs', 2::bigint) AS ok`
-      assert.isTrue(archived!.ok)
-      const [missing] = yield* sql<{ readonly ok: boolean }>`SELECT pgmq.archive('jobs', 999::bigint) AS ok`
-      assert.isFalse(missing!.ok)
-      const archivedMany = yield* sql<{ readonly id: bigint }>`
-        SELECT * FROM pgmq.archive('jobs', ARRAY[6, 7]::bigint[]) AS id`
-      assert.deepStrictEqual(archivedMany.map((row) => row.id).sort(), [6n, 7n])
-      const archive = yield* sql<{ readonly msg_id: bigint; readonly archived_at: Date }>`
-        SELECT msg_id, archived_at FROM pgmq.a_jobs ORDER BY msg_id`
-      assert.deepStrictEqual(archive.map((row) => row.msg_id), [2n, 6n, 7n])
-      const [deleted] = yield* sql<{ readonly ok: boolean }>`SELECT pgmq.delete('jobs', 3::bigint) AS ok`
-      assert.isTrue(deleted!.ok)
-      const deletedMany = yield* sql<{ readonly id: bigint }>`
-        SELECT * FROM pgmq.delete('jobs', ARRAY[4, 999]::bigint[]) AS id`
-      assert.deepStrictEqual(deletedMany.map((row) => row.id), [4n])
-
-      // metrics: depth, visible, totals
-      const [metrics] = yield* sql<{
-        readonly queue_name: string
-        readonly queue_length: bigint
-        readonly total_messages: bigint
-        readonly queue_visible_length: bigint
-      }>`SELECT queue_name, queue_length, newest_msg_age_sec, oldest_msg_age_sec, total_messages, scrape_time,
-                queue_visible_length FROM pgmq.metrics('jobs')`
-      assert.strictEqual(metrics!.queue_name, "jobs")
-      assert.strictEqual(metrics!.queue_length, 1n) // only 5 is left, invisible for 120 s
-      assert.strictEqual(metrics!.queue_visible_length, 0n)
-      assert.strictEqual(metrics!.total_messages, 7n)
-      yield* sql`SELECT pgmq.create('other')`
-      const all = yield* sql<{ readonly queue_name: string }>`SELECT queue_name FROM pgmq.metrics_all()`
-      assert.deepStrictEqual(all.map((row) => row.queue_name), ["jobs", "other"])
-
-      // purge counts, drop removes tables and meta
-      const [purged] = yield* sql<{ readonly n: bigint }>`SELECT pgmq.purge_queue('jobs') AS n`
-      assert.strictEqual(purged!.n, 1n)
-      const [dropped] = yield* sql<{ readonly ok: boolean }>`SELECT pgmq.drop_queue('jobs') AS ok`
-      assert.isTrue(dropped!.ok)
-      const [again] = yield* sql<{ readonly ok: boolean }>`SELECT pgmq.drop_queue('jobs') AS ok`
-      assert.isFalse(again!.ok)
-      const [gone] = yield* sql<{ readonly found: boolean }>`SELECT to_regclass('pgmq.q_jobs') IS NOT NULL AS found`
-      assert.isFalse(gone!.found)
-    })))
-
-  it.live("queue names carrying SQL are refused by the SQL functions too", () =>
-    onFreshDatabase(Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* installed
-      for (const name of ["x'; drop table pgmq.meta; --", "\"x\"", "x.y", "", "a".repeat(52)]) {
-        const error = yield* Effect.flip(sql`SELECT pgmq.create(${name}::text)`)
-        assert.strictEqual(error._tag, "SqlError", name)
+      yield* sql`SELECT pgmq.create('kept')`
+      yield* sql`SELECT pgmq.send('kept', '{"n":1}'::jsonb)`
+      // What version 2 left behind: send and send_batch overloads with DEFAULT delays, where
+      // pgmq has separate ones (none taking two arguments).
+      yield* sql`DROP FUNCTION pgmq.send(text, jsonb), pgmq.send_batch(text, jsonb[]),
+                 pgmq.send(text, jsonb, integer), pgmq.send(text, jsonb, jsonb, integer),
+                 pgmq.send_batch(text, jsonb[], integer), pgmq.send_batch(text, jsonb[], jsonb[], integer)`
+      for (
+        const [signature, call] of [
+          ["send(queue_name text, msg jsonb, delay integer DEFAULT 0)", "send(queue_name, msg, NULL::jsonb, clock_timestamp())"],
+          ["send(queue_name text, msg jsonb, headers jsonb, delay integer DEFAULT 0)", "send(queue_name, msg, headers, clock_timestamp())"],
+          ["send_batch(queue_name text, msgs jsonb[], delay integer DEFAULT 0)", "send_batch(queue_name, msgs, NULL::jsonb[], clock_timestamp())"],
+          ["send_batch(queue_name text, msgs jsonb[], headers jsonb[], delay integer DEFAULT 0)", "send_batch(queue_name, msgs, headers, clock_timestamp())"]
+        ]
+      ) {
+        yield* sql.unsafe(`CREATE FUNCTION pgmq.${signature} RETURNS SETOF bigint LANGUAGE sql AS $fn$ SELECT * FROM pgmq.${call} $fn$`).unprepared
       }
-      const [meta] = yield* sql<{ readonly found: boolean }>`SELECT to_regclass('pgmq.meta') IS NOT NULL AS found`
-      assert.isTrue(meta!.found)
-      const tables = yield* sql<{ readonly n: number }>`
-        SELECT count(*)::integer AS n FROM pg_tables WHERE schemaname = 'pgmq' AND tablename LIKE 'q\\_%'`
-      assert.strictEqual(tables[0]!.n, 0)
+      yield* sql`UPDATE pgmq.conveyor_version SET version = 2 WHERE component = 'schema'`
+
+      const after = yield* installed
+      assert.deepStrictEqual(after.flavor, { _tag: "Conveyor", version: PgmqSchema.version })
+      const [two] = yield* sql<{ readonly id: bigint }>`SELECT pgmq.send('kept', '{"n":2}'::jsonb) AS id`
+      assert.strictEqual(two!.id, 2n, "the two-argument send is not ambiguous")
+      const batch = yield* sql<{ readonly id: bigint }>`SELECT * FROM pgmq.send_batch('kept', ARRAY['3']::jsonb[]) AS id`
+      assert.deepStrictEqual(batch.map((row) => row.id), [3n])
+      const [defaults] = yield* sql<{ readonly n: number }>`
+        SELECT count(*)::integer AS n FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace
+        WHERE s.nspname = 'pgmq' AND p.proname IN ('send', 'send_batch') AND p.pronargdefaults > 0`
+      assert.strictEqual(defaults!.n, 0)
+      const messages = yield* sql<{ readonly message: unknown }>`SELECT message FROM pgmq.q_kept ORDER BY msg_id`
+      assert.deepStrictEqual(messages.map((row) => row.message), [{ n: 1 }, { n: 2 }, 3])
     })))
 })

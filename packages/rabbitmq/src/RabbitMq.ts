@@ -16,6 +16,7 @@
  */
 import { Config, Duration, Effect, Layer, Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import {
+  Durations,
   Message,
   Messaging,
   MessagingError,
@@ -142,7 +143,7 @@ export const make = (
 
     /** The routing key for a message due after `delay`: the queue, or its delay queue, declared when needed. */
     const routeFor = (queue: QueueName.QueueName, delay: Duration.Input | undefined): Effect.Effect<string, MessagingError.MessagingError> => {
-      const ms = delay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(delay))
+      const ms = Durations.millis(delay)
       return ms <= 0 ? Effect.succeed(queue) : routeDelayed(queue, ms)
     }
 
@@ -257,7 +258,7 @@ export const make = (
 
     const receive = Effect.fnUntraced(function*(name: QueueName.QueueName, opts: Messaging.ReceiveOptions) {
       const queue = yield* QueueName.make(name)
-      const visibilityMs = Duration.toMillis(Duration.fromInputUnsafe(opts.visibilityTimeout))
+      const visibilityMs = Durations.millis(opts.visibilityTimeout)
       const max = Math.max(1, Math.floor(opts.max ?? 1))
       const claimOnce = Effect.suspend(() => {
         const claimed: Array<Message.QueuedMessage> = []
@@ -311,13 +312,9 @@ export const make = (
     const nack = Effect.fnUntraced(function*(receipt: Message.Receipt, opts?: Messaging.NackOptions) {
       if (opts?.requeue === false) return yield* deliveries.deadLetter(receipt)
       const delivery = yield* deliveries.take(receipt)
+      // Could not route the copy: give the original back to the broker as it is.
       const routingKey = yield* routeFor(delivery.queue, opts?.delay).pipe(
-        Effect.tapError(() =>
-          Effect.sync(() => {
-            // Could not route the copy: give the original back to the broker as it is.
-            if (delivery.channel.open) delivery.channel.raw.nack(delivery.message, false, true)
-          })
-        )
+        Effect.tapError(() => Effect.ignore(deliveries.giveBack(delivery)))
       )
       yield* deliveries.replace(delivery, publisher.publish([copyOf(delivery, routingKey)]))
     })
@@ -326,7 +323,7 @@ export const make = (
       receipt: Message.Receipt,
       duration: Duration.Input
     ) {
-      yield* deliveries.extend(receipt, Duration.toMillis(Duration.fromInputUnsafe(duration)))
+      yield* deliveries.extend(receipt, Durations.millis(duration))
     })
 
     const stats = Effect.fnUntraced(function*(name: QueueName.QueueName) {

@@ -9,8 +9,8 @@
  * resuming on a queue that no longer exists.
  */
 import type amqp from "amqplib"
-import { Deferred, Duration, Effect, Option, Queue, type Schedule, Stream } from "effect"
-import { MessageNotification, type Messaging, type MessagingError, type QueueName } from "@conveyor/core"
+import { Deferred, Effect, Option, Queue, type Schedule, Stream } from "effect"
+import { Durations, MessageNotification, type Messaging, type MessagingError, type QueueName } from "@conveyor/core"
 import * as Channel from "./Channel.ts"
 import * as Codec from "./Codec.ts"
 import type { Connection } from "./Connection.ts"
@@ -31,7 +31,7 @@ export const subscribe = (
 ): Stream.Stream<MessageNotification.MessageNotification, MessagingError.MessagingError> =>
   Stream.callback<MessageNotification.MessageNotification, MessagingError.MessagingError>((out) =>
     Effect.gen(function*() {
-      const visibilityMs = Duration.toMillis(Duration.fromInputUnsafe(options.visibilityTimeout))
+      const visibilityMs = Durations.millis(options.visibilityTimeout)
       const prefetch = Math.max(1, options.prefetch ?? deps.defaultPrefetch)
       const poison = yield* Queue.unbounded<string>()
       yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(poison), (text) => Effect.logWarning(text))))
