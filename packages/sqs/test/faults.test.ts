@@ -87,4 +87,17 @@ describe("sqs: faults", () => {
       console.log(`outage: sent ${payloads.length}, handled ${handled.size} distinct, ${duplicates} more than once`)
       assert.strictEqual((yield* direct.stats(q)).depth, 0)
     }), 60_000)
+
+  it.live("healthCheck reports a stopped endpoint in its value, never by failing", () =>
+    Effect.gen(function*() {
+      const e = yield* emulator
+      const m = yield* provider(e.endpoint)
+      const up = yield* m.healthCheck
+      assert.isTrue(up.healthy)
+      assert.strictEqual(up.provider, "sqs")
+      yield* e.stop
+      const down = yield* m.healthCheck
+      assert.isFalse(down.healthy)
+      assert.include(down.detail, "could not be reached")
+    }), 30_000)
 })

@@ -14,7 +14,7 @@ export interface Emulator {
   readonly port: number
   /** How many requests of `action` (e.g. `SendMessageBatch`) the server has answered; every request when absent. */
   readonly calls: (action?: string) => number
-  /** Closes the server: its queues and messages are gone with it. */
+  /** Closes the server and cuts its connections: its queues and messages are gone with it. */
   readonly stop: Effect.Effect<void>
   /** A fresh server on the same port, with `queues` (and their dead-letter queues) created before it listens. */
   readonly restart: (queues: ReadonlyArray<QueueName.QueueName>) => Effect.Effect<void>
@@ -53,7 +53,12 @@ export const emulator: Effect.Effect<Emulator, never, Scope.Scope> = Effect.gen(
   const calls = new Map<string, number>()
   let current = yield* Effect.promise(() => listen(0, [], calls))
   const port = current.port
-  const stop = Effect.promise(() => current.app.close())
+  // Abruptly, as a crash would: connections in the middle of a long poll are cut too.
+  const stop = Effect.promise(() => {
+    const closing = current.app.close()
+    current.app.server.closeAllConnections()
+    return closing
+  })
   yield* Effect.addFinalizer(() => stop)
   return {
     endpoint: `http://127.0.0.1:${port}`,
