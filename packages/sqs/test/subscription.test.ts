@@ -92,4 +92,21 @@ describe("sqs: long-poll subscription", () => {
       assert.strictEqual(stats.inFlight, 9, "the acked one is gone")
       assert.strictEqual(stats.depth, 9)
     }), 30_000)
+
+  it.live("an explicit PollingOnly consumer works on short receives", () =>
+    Effect.gen(function*() {
+      const { m, q } = yield* setup
+      const handled = new Set<unknown>()
+      const fiber = yield* Consumer.run([q], (message) => Effect.sync(() => handled.add(message.payload)), {
+        mode: "PollingOnly",
+        batchSize: 16,
+        concurrency: 4,
+        visibilityTimeout: "30 seconds"
+      }).pipe(Effect.provideService(Messaging.Messaging, m), Effect.forkChild)
+      yield* m.sendBatch(q, Array.from({ length: 40 }, (_, n) => n))
+      for (let i = 0; i < 200 && handled.size < 40; i++) yield* Effect.sleep("25 millis")
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(handled.size, 40)
+      assert.strictEqual((yield* m.stats(q)).depth, 0)
+    }), 30_000)
 })

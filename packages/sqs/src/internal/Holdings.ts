@@ -35,7 +35,8 @@ const pruneEveryMs = 1_000
 const isToken = (token: unknown): token is Token =>
   typeof token === "object" && token !== null &&
   typeof (token as Token).handle === "string" && typeof (token as Token).deadline === "number" &&
-  typeof (token as Token).body === "string" && typeof (token as Token).attributes === "object"
+  typeof (token as Token).body === "string" && typeof (token as Token).attributes === "object" &&
+  (token as Token).attributes !== null
 
 export interface Holdings {
   /** Records a claim made by this layer; `now` is the current time, for pruning lapsed entries. */
