@@ -130,6 +130,18 @@ describe("sqs: bad input", () => {
       assert.deepStrictEqual(message?.headers, ten)
     }), 30_000)
 
+  it.live("a traced send's traceparent is one of SQS's 10 attributes", () =>
+    Effect.gen(function*() {
+      const { calls, m, q } = yield* setup()
+      const headers = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`h${i}`, "v"]))
+      yield* m.send(q, "traced", { headers: headers(9) }).pipe(Effect.withSpan("caller"))
+      const [message] = yield* m.receive(q, long)
+      assert.strictEqual(Object.keys(message!.headers).length, 10)
+      assert.match(message!.headers.traceparent!, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/)
+      yield* refusedUnsent(calls, m.send(q, "traced", { headers: headers(10) }).pipe(Effect.withSpan("caller")), "InvalidPayload")
+      yield* m.send(q, "untraced", { headers: headers(10) })
+    }), 30_000)
+
   it.live("payload strings SQS or the emulator would refuse raw (U+FFFE, U+FFFF, beyond U+FFFF) travel escaped, come back unchanged", () =>
     Effect.gen(function*() {
       const { m, q } = yield* setup()
