@@ -26,18 +26,18 @@ const summary = (cause: unknown) => ({
 })
 
 const notFoundNames = new Set(["QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"])
-const staleNames = new Set(["ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"])
 const unreachable = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|socket hang up|TimeoutError|RequestTimeout|other side closed/i
 
 export const isNotFound = (cause: unknown): boolean => notFoundNames.has(nameOf(cause))
 
-/** The server no longer recognises this receipt handle as in flight. */
-const isStaleHandle = (code: string | undefined): boolean =>
-  code !== undefined && (code === "ReceiptHandleIsInvalid" || code === "MessageNotInflight")
-
-/** A failed batch entry's code that means "this receipt is no longer held". */
+/**
+ * A failed batch entry that means "this receipt is no longer held": SQS's own
+ * codes, or (what SQS answers a ChangeMessageVisibility of a message no longer
+ * in flight) InvalidParameterValue about the ReceiptHandle.
+ */
 export const isStaleEntry = (code: string | undefined, message: string | undefined): boolean =>
-  isStaleHandle(code) || (code !== undefined && staleNames.has(code) && /receipt handle/i.test(message ?? ""))
+  code === "ReceiptHandleIsInvalid" || code === "MessageNotInflight" ||
+  (code === "InvalidParameterValue" && /receipt ?handle/i.test(message ?? ""))
 
 export const isUnreachable = (cause: unknown): boolean =>
   unreachable.test(nameOf(cause)) || unreachable.test(String(field(cause, "code") ?? "")) || unreachable.test(textOf(cause))
