@@ -5,6 +5,7 @@ export default [
   "packages/testkit",
   "packages/pgmq",
   "packages/rabbitmq",
+  "packages/redis",
   "packages/sqs",
   "packages/backend",
   "packages/demo",

@@ -7,10 +7,11 @@
 import { InMemory, type Messaging } from "@conveyor/core"
 import { Pgmq } from "@conveyor/pgmq"
 import { RabbitMq } from "@conveyor/rabbitmq"
+import { Redis } from "@conveyor/redis"
 import { Sqs } from "@conveyor/sqs"
-import { Config, Effect, Layer, Option } from "effect"
+import { Config, Effect, Layer, Option, Redacted } from "effect"
 
-export const names = ["memory", "pgmq", "rabbitmq", "sqs"] as const
+export const names = ["memory", "pgmq", "rabbitmq", "redis", "sqs"] as const
 
 export type Name = typeof names[number]
 
@@ -22,8 +23,11 @@ export const name: Config.Config<Name> = Config.Literals(names, "MESSAGING_BACKE
   Config.withDefault<Name>("memory")
 )
 
-/** Why the selected provider could not start: its configuration, or the provider's own start errors (which cover RabbitMQ's `ConnectionError` and SQS's `ProviderError`). */
+/** Why the selected provider could not start: its configuration, or the provider's own start errors (which cover RabbitMQ's and Redis's `ConnectionError` and `ProviderError`, and SQS's `ProviderError`). */
 export type StartError = Config.ConfigError | Pgmq.StartError
+
+/** Where `redis` connects when `REDIS_URL` is unset: the local server. */
+export const defaultRedisUrl = "redis://127.0.0.1:6379"
 
 /**
  * SQS's connection settings: `SQS_ENDPOINT` (an emulator's URL; AWS's own
@@ -47,8 +51,9 @@ export const sqsConfig: Config.Config<Sqs.SqsOptions> = Config.all({
 })))
 
 /**
- * The provider called `backend`. `pgmq` reads `DATABASE_URL` and `rabbitmq`
- * reads `RABBITMQ_URL`, both as `Redacted` so they never reach an error or a
+ * The provider called `backend`. `pgmq` reads `DATABASE_URL`, `rabbitmq`
+ * reads `RABBITMQ_URL` and `redis` reads `REDIS_URL` (default
+ * `defaultRedisUrl`), all as `Redacted` so they never reach an error or a
  * log; `sqs` reads `sqsConfig`; each provider's other options keep their defaults.
  */
 export const layer = (backend: Name): Layer.Layer<Messaging.Messaging, StartError> => {
@@ -59,6 +64,10 @@ export const layer = (backend: Name): Layer.Layer<Messaging.Messaging, StartErro
       return Pgmq.layerConfig({ url: Config.Redacted("DATABASE_URL") })
     case "rabbitmq":
       return RabbitMq.layerConfig({ url: Config.Redacted("RABBITMQ_URL") })
+    case "redis":
+      return Redis.layerConfig({
+        url: Config.Redacted("REDIS_URL").pipe(Config.withDefault(Redacted.make(defaultRedisUrl)))
+      })
     case "sqs":
       return Sqs.layerConfig(sqsConfig)
   }

@@ -4,9 +4,10 @@ import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
 import { buildApp } from "fauxqs"
 
-// The real servers on 127.0.0.1; DATABASE_URL / RABBITMQ_URL override them.
+// The real servers on 127.0.0.1; DATABASE_URL / RABBITMQ_URL / REDIS_URL override them.
 const databaseUrl = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
 const rabbitMqUrl = process.env["RABBITMQ_URL"] ?? "amqp://guest:guest@127.0.0.1:5672"
+const redisUrl = process.env["REDIS_URL"] ?? Backend.defaultRedisUrl
 
 /** An SQS emulator on loopback for the test's scope (never fauxqs's own starters: they bind 0.0.0.0). */
 const sqsEmulator = Effect.acquireRelease(
@@ -69,6 +70,18 @@ describe("Backend.layerConfig", () => {
         Effect.provide(selected({ MESSAGING_BACKEND: "rabbitmq", RABBITMQ_URL: rabbitMqUrl }))
       )
       assert.deepStrictEqual(result, expected("rabbitmq"))
+    }), 30_000)
+
+  it.live("selects Redis with REDIS_URL: a round trip on the real server", () =>
+    Effect.gen(function*() {
+      const result = yield* roundTrip.pipe(Effect.provide(selected({ MESSAGING_BACKEND: "redis", REDIS_URL: redisUrl })))
+      assert.deepStrictEqual(result, expected("redis"))
+    }), 30_000)
+
+  it.live("selects Redis without REDIS_URL: the local server", () =>
+    Effect.gen(function*() {
+      const result = yield* roundTrip.pipe(Effect.provide(selected({ MESSAGING_BACKEND: "redis" })))
+      assert.deepStrictEqual(result, expected("redis"))
     }), 30_000)
 
   it.live("selects SQS with SQS_ENDPOINT and a key pair: a round trip on an emulator", () =>

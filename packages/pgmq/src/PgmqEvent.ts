@@ -81,6 +81,17 @@ const date = (text: string): Date | undefined => {
   return Number.isNaN(at.getTime()) ? undefined : at
 }
 
+/**
+ * A ready time, rounded up to the millisecond: `Date` keeps milliseconds,
+ * and PostgreSQL's `vt` has microseconds (other tasker-pgmq triggers send
+ * them), so the truncated time can be before the row is visible.
+ */
+const readyDate = (text: string): Date | undefined => {
+  const at = date(text)
+  const fraction = /\.\d{3}(\d+)/.exec(text)?.[1]
+  return at !== undefined && fraction !== undefined && /[1-9]/.test(fraction) ? new Date(at.getTime() + 1) : at
+}
+
 /** The extension's own notification carries no payload; its channel names the table. */
 const extensionInsert = /^pgmq\.q_([a-z_][a-z0-9_]*)\.INSERT$/
 
@@ -126,7 +137,7 @@ const fromWire = (channel: string, wire: Wire): Result.Result<PgmqEvent, string>
       ? Result.fail(`bad created_at ${wire.created_at}`)
       : Result.succeed(PgmqEvent.QueueCreated({ channel, queueName: wire.queue_name, namespace: wire.namespace, createdAt }))
   }
-  const readyAt = date(wire.ready_at)
+  const readyAt = readyDate(wire.ready_at)
   if (readyAt === undefined) return Result.fail(`bad ready_at ${wire.ready_at}`)
   const common = { channel, queueName: wire.queue_name, namespace: wire.namespace, readyAt }
   switch (wire.event_type) {

@@ -12,6 +12,7 @@
 import { MessageNotification, type QueueName } from "@conveyor/core"
 import { PgConnection } from "@effect/sql-pg"
 import {
+  Clock,
   Context,
   Deferred,
   Effect,
@@ -81,10 +82,10 @@ export const make = (options: ListenerOptions): Effect.Effect<PgmqListener["Serv
     const namespaceOf = (queue: string) => NotifyConfig.namespaceOf(options.notify, queue)
 
     const dispatch = (channel: string, payload: string) =>
-      Effect.suspend(() => {
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const targets = sinks.get(channel)
         if (targets === undefined || targets.size === 0) return Effect.void
-        const decoded = PgmqEvent.decode(channel, payload, namespaceOf, new Date())
+        const decoded = PgmqEvent.decode(channel, payload, namespaceOf, new Date(now))
         if (Result.isFailure(decoded)) {
           return Effect.logWarning(`Ignoring a notification on ${channel}: ${decoded.failure}`)
         }

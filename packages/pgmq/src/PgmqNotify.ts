@@ -7,7 +7,8 @@
  *   whole notification within the byte limit), `message_ready` (one row,
  *   delayed or too large) or `batch_ready` (several rows; the id list is cut,
  *   never the JSON, to fit). A delayed message is announced with its
- *   `ready_at`, never as ready now.
+ *   `ready_at`, never as ready now; `ready_at` is the latest `vt` of the
+ *   statement's rows rounded up to the millisecond, so it is never earlier.
  * - A row trigger on `pgmq.meta` sends `queue_created` and attaches the
  *   message trigger to the new queue's table, so queues created later, by
  *   any client (PGMQ's own `create` inserts into meta last), notify too.
@@ -19,7 +20,7 @@
 import * as NotifyConfig from "./PgmqNotifyConfig.ts"
 
 /** Bumped whenever the generated SQL changes; recorded in `pgmq.conveyor_version`. */
-export const version = 2
+export const version = 3
 
 export const triggerName = "conveyor_notify"
 
@@ -55,6 +56,7 @@ DECLARE
   row_count bigint;
   first_id bigint;
   ready timestamptz;
+  ready_at timestamptz;
   delay integer;
   ids bigint[];
   msg jsonb;
@@ -65,12 +67,18 @@ BEGIN
     RETURN NULL;
   END IF;
   delay := greatest(0, ceil(extract(epoch FROM ready - clock_timestamp())))::integer;
+  -- Announced rounded up to the millisecond: readers keep milliseconds, and a wake-up at the
+  -- truncated time would find the row not yet visible.
+  ready_at := date_trunc('milliseconds', ready);
+  IF ready_at < ready THEN
+    ready_at := ready_at + interval '1 millisecond';
+  END IF;
   IF row_count = 1 THEN
     IF ready <= clock_timestamp() THEN
       SELECT r.message INTO msg FROM conveyor_new_rows r;
       payload := jsonb_build_object(
         'event_type', 'message_with_payload', 'msg_id', first_id, 'queue_name', queue,
-        'namespace', ns, 'message', msg, 'ready_at', ready, 'delay_seconds', 0)::text;
+        'namespace', ns, 'message', msg, 'ready_at', ready_at, 'delay_seconds', 0)::text;
       IF octet_length(payload) > max_bytes THEN
         payload := NULL;
       END IF;
@@ -78,14 +86,14 @@ BEGIN
     IF payload IS NULL THEN
       payload := jsonb_build_object(
         'event_type', 'message_ready', 'msg_id', first_id, 'queue_name', queue, 'namespace', ns,
-        'ready_at', ready, 'delay_seconds', delay, 'payload_omitted', true)::text;
+        'ready_at', ready_at, 'delay_seconds', delay, 'payload_omitted', true)::text;
     END IF;
   ELSE
     SELECT array_agg(r.msg_id ORDER BY r.msg_id) INTO ids FROM conveyor_new_rows r;
     LOOP
       payload := jsonb_build_object(
         'event_type', 'batch_ready', 'msg_ids', to_jsonb(ids), 'queue_name', queue, 'namespace', ns,
-        'message_count', row_count, 'ready_at', ready, 'delay_seconds', delay)::text;
+        'message_count', row_count, 'ready_at', ready_at, 'delay_seconds', delay)::text;
       EXIT WHEN octet_length(payload) <= max_bytes OR cardinality(ids) = 0;
       ids := ids[1:cardinality(ids) / 2];
     END LOOP;

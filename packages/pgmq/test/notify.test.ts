@@ -3,10 +3,10 @@
  * connection, with inserts made by plain SQL (the way every PGMQ client does).
  */
 import { Messaging, QueueName } from "@conveyor/core"
-import { Pgmq, PgmqInstaller, PgmqNotifyConfig } from "@conveyor/pgmq"
+import { Pgmq, PgmqEvent, PgmqInstaller, PgmqNotifyConfig } from "@conveyor/pgmq"
 import { PgClient, PgConnection } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Option, Queue, Redacted, Stream } from "effect"
+import { Effect, Fiber, Layer, Option, Queue, Redacted, Result, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { baseUrl, fastReconnect, freshDatabase, uniqueQueue, urlFor } from "./support.ts"
 
@@ -111,6 +111,43 @@ describe("notify triggers", () => {
         yield* sql`SELECT pgmq.drop_queue(${queue}::text)`
       }))
     }).pipe(Effect.scoped))
+
+  it.live("ready_at is never earlier than the row's vt: rounded up to the millisecond, not truncated", () =>
+    Effect.gen(function*() {
+      yield* installedDefaults
+      const queue = uniqueQueue("nt")
+      const heard = yield* listenRaw(baseUrl, ["pgmq_message_ready.default"], queue)
+      yield* withSql(baseUrl, Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`SELECT pgmq."create"(${queue}::text)`
+        for (let i = 0; i < 20; i++) yield* sql`SELECT pgmq.send(${queue}::text, '{"later":true}'::jsonb, 1)`
+        const announced = yield* Effect.forEach(Array.from({ length: 20 }), () =>
+          Effect.map(take(heard), (h) => ({ id: String(h.json["msg_id"]), at: new Date(h.json["ready_at"] as string).getTime() })))
+        const [row] = yield* sql<{ readonly early: number; readonly late: number }>`
+          SELECT count(*) FILTER (WHERE q.vt > to_timestamp(a.at / 1000))::integer AS early,
+                 count(*) FILTER (WHERE to_timestamp(a.at / 1000) - q.vt >= interval '1 millisecond')::integer AS late
+          FROM pgmq.${sql(`q_${queue}`)} q
+          JOIN jsonb_to_recordset(${JSON.stringify(announced)}::jsonb) AS a(id bigint, at float8) ON a.id = q.msg_id`
+        assert.deepStrictEqual(row, { early: 0, late: 0 }, "announced within the millisecond after vt")
+        yield* sql`SELECT pgmq.drop_queue(${queue}::text)`
+      }))
+    }).pipe(Effect.scoped))
+
+  it("a ready_at with microseconds is read as the next millisecond", () => {
+    const at = (readyAt: string) => {
+      const event = PgmqEvent.decode(
+        "pgmq_message_ready",
+        JSON.stringify({ event_type: "message_ready", msg_id: 1, queue_name: "q", namespace: "default", ready_at: readyAt, delay_seconds: 1 }),
+        () => "default",
+        new Date()
+      )
+      return Result.isSuccess(event) && event.success._tag === "MessageReady" ? event.success.readyAt.toISOString() : "not decoded"
+    }
+    assert.strictEqual(at("2026-12-01T10:00:00.123456+00:00"), "2026-12-01T10:00:00.124Z")
+    assert.strictEqual(at("2026-12-01T10:00:00.999001+00:00"), "2026-12-01T10:00:01.000Z")
+    assert.strictEqual(at("2026-12-01T10:00:00.123000+00:00"), "2026-12-01T10:00:00.123Z")
+    assert.strictEqual(at("2026-12-01T10:00:00.123+00:00"), "2026-12-01T10:00:00.123Z")
+  })
 
   it.live("the byte limit is counted in bytes: a payload too large to inline is a message_ready signal", () =>
     Effect.gen(function*() {

@@ -89,6 +89,52 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
       assert.strictEqual(yield* count(`q_${QueueName.deadLetter(q)}`), 1)
     }))
 
+  it.effect("ensureQueue creates the queue and its dead-letter queue, or neither, and keeps PostgreSQL's reason", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const sql = yield* SqlClient.SqlClient
+      const q = uniqueQueue()
+      // Something else already holds the dead-letter queue's table name: its create must fail.
+      yield* sql`CREATE VIEW pgmq.${sql(`q_${QueueName.deadLetter(q)}`)} AS SELECT 1 AS one`
+      yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP VIEW pgmq.${sql(`q_${QueueName.deadLetter(q)}`)}`))
+      const error = yield* Effect.flip(m.ensureQueue(q))
+      assert.strictEqual(error._tag, "ProviderError")
+      assert.include(error.message, "cannot create index", "the server's own reason")
+      assert.isFalse(yield* m.queueExists(q), "the main queue was not left behind")
+      const [tables] = yield* sql<{ readonly n: number }>`
+        SELECT count(*)::integer AS n FROM pg_tables WHERE schemaname = 'pgmq' AND tablename IN (${`q_${q}`}, ${`a_${q}`})`
+      assert.strictEqual(tables!.n, 0)
+    }))
+
+  it.effect("header values other PGMQ clients wrote that are not strings are kept, as their JSON text", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const sql = yield* SqlClient.SqlClient
+      const q = yield* freshQueue
+      yield* sql`SELECT pgmq.send(${q}::text, '{"from":"sql"}'::jsonb,
+        '{"tenant":"acme","n":5,"ok":true,"tags":["a","b"],"none":null}'::jsonb)`
+      const [message] = yield* m.receive(q, long)
+      assert.deepStrictEqual(message!.payload, { from: "sql" })
+      assert.deepStrictEqual(message!.headers, { tenant: "acme", n: "5", ok: "true", tags: "[\"a\",\"b\"]", none: "null" })
+    }))
+
+  it.effect("receive and fetch by id set last_read_at, as PGMQ's read does", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const sql = yield* SqlClient.SqlClient
+      const q = yield* freshQueue
+      const [received, fetched, untouched] = yield* m.sendBatch(q, ["received", "fetched", "untouched"])
+      const lastRead = Effect.map(
+        sql<{ readonly msg_id: bigint; readonly last_read_at: Date | null }>`
+          SELECT msg_id, last_read_at FROM pgmq.${sql(`q_${q}`)} ORDER BY msg_id`,
+        (rows) => rows.map((row) => [String(row.msg_id), row.last_read_at !== null])
+      )
+      assert.deepStrictEqual(yield* lastRead, [[received, false], [fetched, false], [untouched, false]])
+      yield* m.receive(q, { max: 1, visibilityTimeout: "30 seconds" })
+      assert.isTrue(Option.isSome(yield* m.fetch(q, fetched!, { visibilityTimeout: "30 seconds" })))
+      assert.deepStrictEqual(yield* lastRead, [[received, true], [fetched, true], [untouched, false]])
+    }))
+
   it.effect("send, ack and nack join the caller's transaction: a rollback undoes them", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
@@ -125,15 +171,56 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
       assert.strictEqual(yield* count(`q_${q}`), 0)
     }))
 
-  it.effect("queue names carrying SQL never reach SQL", () =>
+  it.effect("forged queue names carrying SQL never reach PostgreSQL, through any operation", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
-      for (const name of ["x'; drop table pgmq.meta; --", "\"x\"", "x.y", "X", ""]) {
-        const error = yield* Effect.flip(QueueName.make(name))
-        assert.strictEqual(error._tag, "InvalidQueueName", name)
-      }
-      const [meta] = yield* sql<{ readonly found: boolean }>`SELECT to_regclass('pgmq.meta') IS NOT NULL AS found`
-      assert.isTrue(meta!.found)
+      const app = `conveyor-pgmq-forged-${Math.random().toString(36).slice(2, 8)}`
+      const marker = `SELECT 'before the forged names ${app}'`
+      const hostile = ["x'; drop table pgmq.meta; --", "x\"; CREATE TABLE pgmq.pwned (i int); --", "x.y", "X", "", "x".repeat(64), "a b"]
+      // Each backend's last statement, from outside the provider's own connections.
+      const lastStatements = Effect.map(
+        sql<{ readonly application_name: string; readonly query: string }>`
+          SELECT application_name, query FROM pg_stat_activity WHERE application_name LIKE ${`${app}%`}::text
+          ORDER BY application_name`,
+        (rows) => rows.map((row) => [row.application_name, row.query])
+      )
+      const before = yield* Effect.gen(function*() {
+        const m = yield* Messaging.Messaging
+        const own = yield* SqlClient.SqlClient
+        yield* own.unsafe(marker)
+        const before = yield* lastStatements
+        for (const name of hostile) {
+          const q = name as QueueName.QueueName
+          const receipt = { provider: "pgmq", queue: q, messageId: "1", token: 1 }
+          const attempts = [
+            m.ensureQueue(q),
+            m.deleteQueue(q),
+            m.queueExists(q),
+            m.purgeQueue(q),
+            m.stats(q),
+            m.send(q, 1),
+            m.sendBatch(q, [1]),
+            m.receive(q, long),
+            m.fetch(q, "1", long),
+            m.ack(receipt),
+            m.nack(receipt),
+            m.nack(receipt, { requeue: false }),
+            m.extendVisibility(receipt, "1 second"),
+            Stream.runDrain(m.subscribe([q], long))
+          ]
+          for (const attempt of attempts) {
+            const error = yield* Effect.flip(attempt)
+            assert.strictEqual(error._tag, "InvalidQueueName", `${JSON.stringify(name)}: ${error.message}`)
+          }
+        }
+        assert.deepStrictEqual(yield* lastStatements, before, "no statement since the marker, on the pool or the listener")
+        return before
+      }).pipe(Effect.provide(testLayer({ applicationName: app, maxConnections: 1 })))
+      // One pool connection (its last statement the marker) and the listener: nothing else could have run.
+      assert.deepStrictEqual(before.map(([name, query]) => name === app ? query : name), [marker, `${app}:listener`])
+      const [found] = yield* sql<{ readonly meta: boolean; readonly pwned: boolean }>`
+        SELECT to_regclass('pgmq.meta') IS NOT NULL AS meta, to_regclass('pgmq.pwned') IS NOT NULL AS pwned`
+      assert.deepStrictEqual(found, { meta: true, pwned: false })
     }))
 
   it.effect("an oversize message is MessageTooLarge and nothing is stored", () =>

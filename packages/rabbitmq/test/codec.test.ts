@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Messaging } from "@conveyor/core"
-import { newMessageId } from "@conveyor/rabbitmq/internal/Codec"
+import { newMessageId } from "#internal/Codec"
 import { layer, onRawChannel, raw, uniqueQueue, withQueues } from "./support.ts"
 
 const long = { max: 10, visibilityTimeout: "30 seconds" } as const

@@ -26,13 +26,27 @@ export const connectionError = (operation: string, error: SqlError) =>
     cause: error
   })
 
-const refused = (operation: string, error: SqlError, queue?: string) =>
-  new MessagingError.ProviderError({
+/** What the server said (its message and detail), which `SqlError`'s own message leaves out. */
+const serverReason = (error: SqlError): string | undefined => {
+  const cause: unknown = error.reason.cause
+  if (typeof cause !== "object" || cause === null || !("message" in cause) || typeof cause.message !== "string") {
+    return undefined
+  }
+  const detail = "detail" in cause && typeof cause.detail === "string" ? ` (${cause.detail})` : ""
+  return `${cause.message}${detail}`
+}
+
+const refused = (operation: string, error: SqlError, queue?: string) => {
+  const reason = serverReason(error)
+  return new MessagingError.ProviderError({
     provider,
     operation,
-    message: `PostgreSQL refused ${operation}${queue === undefined ? "" : ` on ${queue}`}: ${error.message}`,
+    message: `PostgreSQL refused ${operation}${queue === undefined ? "" : ` on ${queue}`}: ${error.message}${
+      reason === undefined || error.message.includes(reason) ? "" : `: ${reason}`
+    }`,
     cause: error
   })
+}
 
 /** For operations not tied to one queue. */
 export const fromSql = (operation: string) =>

@@ -1,24 +1,59 @@
 /**
- * PGMQ push: listener events become notifications. An inline payload is
- * claimed by id before it is handed on (if another consumer won, nothing is
- * delivered); signals become `Available`. Like an AMQP channel closing, the
- * end of a subscription returns every delivery it made that is not settled
- * yet, wherever it is (still in the stream or in the consumer's hands).
+ * PGMQ push: listener events become notifications. Every message announced
+ * as visible now (inline payload, `message_ready`, the ids of `batch_ready`)
+ * is claimed by id before it is handed on, as a delivery; if another
+ * consumer won, nothing is delivered. Claims running at once are one
+ * statement (see `claims.ts`), so a `batch_ready` of many ids costs one
+ * round trip per `prefetch` ids. A delayed message, or the unlisted rest of
+ * a batch, becomes `Available` for the consumer to claim when due.
+ *
+ * A subscription claims at most `prefetch` (default 100) messages ahead of
+ * its reader. Like an AMQP channel closing, its end returns every delivery
+ * it made that is not settled yet, wherever it is (still in the stream or in
+ * the consumer's hands).
  */
 import { type Message, type MessagingError, MessageNotification, type QueueName } from "@conveyor/core"
-import { Effect, Option, Stream } from "effect"
+import { Clock, Effect, Option, Stream } from "effect"
 import type * as PgmqEvent from "../PgmqEvent.ts"
 
 export interface Dependencies {
   readonly events: (queues: ReadonlyArray<QueueName.QueueName>) => Stream.Stream<PgmqEvent.PgmqEvent>
-  /** Claims one visible message by id, with the payload the notification carried. */
+  /** Claims one visible message by id (uninterruptibly: a claim made is never lost track of). */
   readonly claim: (
     queue: QueueName.QueueName,
     id: string,
-    payload: unknown,
     visibilityMs: number
   ) => Effect.Effect<Option.Option<Message.QueuedMessage>, MessagingError.MessagingError>
   readonly release: (receipt: Message.Receipt) => Effect.Effect<void, MessagingError.MessagingError>
+}
+
+export const defaultPrefetch = 100
+
+type Step =
+  | { readonly _tag: "Claim"; readonly queue: QueueName.QueueName; readonly id: string }
+  | { readonly _tag: "Announce"; readonly notification: MessageNotification.MessageNotification }
+
+const available = (queue: QueueName.QueueName, id: Option.Option<string>, visibleAt: Option.Option<Date>): Step => ({
+  _tag: "Announce",
+  notification: MessageNotification.Available({ queue, messageId: id, visibleAt })
+})
+
+/** What one event asks for, judged at `now`. */
+const stepsOf = (event: PgmqEvent.PgmqEvent, now: number): ReadonlyArray<Step> => {
+  if (event._tag === "QueueCreated") return []
+  const queue = event.queueName as QueueName.QueueName
+  const due = event.readyAt.getTime() <= now
+  const later = due ? Option.none() : Option.some(event.readyAt)
+  const each = (id: string): Step => due ? { _tag: "Claim", queue, id } : available(queue, Option.some(id), later)
+  switch (event._tag) {
+    case "MessageWithPayload":
+    case "MessageReady":
+      return [each(event.msgId)]
+    case "BatchReady": {
+      const listed = event.msgIds.map(each)
+      return event.messageCount > event.msgIds.length ? [...listed, available(queue, Option.none(), later)] : listed
+    }
+  }
 }
 
 export const make = (dependencies: Dependencies) => {
@@ -31,41 +66,21 @@ export const make = (dependencies: Dependencies) => {
       for (const held of live) held.delete(receipt)
     })
 
-  const toNotifications = (
-    event: PgmqEvent.PgmqEvent,
-    visibilityMs: number
-  ): Effect.Effect<ReadonlyArray<MessageNotification.MessageNotification>> => {
-    const queue = event.queueName as QueueName.QueueName
-    const available = (id: Option.Option<string>, readyAt: Date) =>
-      MessageNotification.Available({
-        queue,
-        messageId: id,
-        visibleAt: readyAt.getTime() > Date.now() ? Option.some(readyAt) : Option.none()
-      })
-    switch (event._tag) {
-      case "QueueCreated":
-        return Effect.succeed([])
-      case "MessageReady":
-        return Effect.succeed([available(Option.some(event.msgId), event.readyAt)])
-      case "BatchReady": {
-        const listed = event.msgIds.map((id) => available(Option.some(id), event.readyAt))
-        return Effect.succeed(
-          event.messageCount > event.msgIds.length ? [...listed, available(Option.none(), event.readyAt)] : listed
+  const take = (step: Step, visibilityMs: number): Effect.Effect<ReadonlyArray<MessageNotification.MessageNotification>> =>
+    step._tag === "Announce"
+      ? Effect.succeed([step.notification])
+      : dependencies.claim(step.queue, step.id, visibilityMs).pipe(
+        Effect.map(Option.match({
+          onNone: () => [],
+          onSome: (message) => [MessageNotification.Message({ message })]
+        })),
+        // A claim that failed still announces the message: the consumer claims it later.
+        Effect.catch(() =>
+          Effect.succeed([MessageNotification.Available({ queue: step.queue, messageId: Option.some(step.id), visibleAt: Option.none() })])
         )
-      }
-      case "MessageWithPayload":
-        return dependencies.claim(queue, event.msgId, event.message, visibilityMs).pipe(
-          Effect.map(Option.match({
-            onNone: () => [],
-            onSome: (message) => [MessageNotification.Message({ message })]
-          })),
-          // A claim that failed still announces the message: the consumer claims it later.
-          Effect.catch(() => Effect.succeed([available(Option.some(event.msgId), event.readyAt)]))
-        )
-    }
-  }
+      )
 
-  const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, visibilityMs: number) =>
+  const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, visibilityMs: number, prefetch = defaultPrefetch) =>
     Stream.unwrap(Effect.gen(function*() {
       const held = new Set<Message.Receipt>()
       yield* Effect.acquireRelease(
@@ -82,14 +97,16 @@ export const make = (dependencies: Dependencies) => {
           })
       )
       return dependencies.events(queues).pipe(
+        Stream.mapEffect((event) => Effect.map(Clock.currentTimeMillis, (now) => stepsOf(event, now))),
+        Stream.flattenIterable,
         Stream.mapEffect(
-          (event) =>
+          (step) =>
             // A claim that reached the database is recorded, even if the stream is being interrupted.
-            Effect.uninterruptible(Effect.tap(toNotifications(event, visibilityMs), (notifications) =>
+            Effect.uninterruptible(Effect.tap(take(step, visibilityMs), (notifications) =>
               Effect.sync(() => {
                 for (const n of notifications) if (n._tag === "Message") held.add(n.message.receipt)
               }))),
-          { concurrency: 8 }
+          { concurrency: Math.max(1, prefetch) }
         ),
         Stream.flattenIterable
       )

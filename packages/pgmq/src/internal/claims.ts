@@ -1,0 +1,82 @@
+/**
+ * Claims, as PGMQ's `read` makes them: visible rows, `FOR UPDATE SKIP
+ * LOCKED`, `read_ct + 1`, a new `vt` (in milliseconds) and `last_read_at`.
+ * Claims by id of one queue made at the same time (a `batch_ready` of many
+ * ids, concurrent fetches) are one statement per visibility timeout.
+ *
+ * Claims are uninterruptible: one interrupted after the UPDATE reached the
+ * server would hold its messages, unrecorded, for a whole visibility timeout.
+ */
+import { Durations, type Message, type Messaging, type QueueName } from "@conveyor/core"
+import { type Array as Arr, Effect, Exit, Option } from "effect"
+import * as Coalesce from "./coalesce.ts"
+import { fromSqlOn } from "./errors.ts"
+import { byId, idArray, isMessageId, type Row, type Tables, toQueued } from "./tables.ts"
+
+interface ById {
+  readonly queue: QueueName.QueueName
+  readonly id: string
+  readonly visibilityMs: number
+}
+
+export const make = ({ sql, table, vtFrom }: Tables) =>
+  Effect.gen(function*() {
+    const receive = (queue: QueueName.QueueName, options: Messaging.ReceiveOptions) =>
+      sql<Row>`
+        WITH cte AS (
+          SELECT msg_id FROM pgmq.${table(queue)}
+          WHERE vt <= clock_timestamp()
+          ORDER BY msg_id LIMIT ${Math.max(1, Math.floor(options.max ?? 1))}::integer
+          FOR UPDATE SKIP LOCKED)
+        UPDATE pgmq.${table(queue)} m
+        SET vt = ${vtFrom(Durations.millis(options.visibilityTimeout))}, read_ct = m.read_ct + 1,
+            last_read_at = clock_timestamp()
+        FROM cte WHERE m.msg_id = cte.msg_id
+        RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers`.pipe(
+        Effect.map((rows) => [...rows].sort(byId).map((row) => toQueued(queue, row))),
+        Effect.mapError(fromSqlOn("receive", queue)),
+        Effect.uninterruptible
+      )
+
+    const claimIds = (items: Arr.NonEmptyReadonlyArray<ById>) => {
+      const { queue, visibilityMs } = items[0]
+      const ids = [...new Set(items.map((item) => item.id))]
+      return sql<Row>`
+        WITH cte AS (
+          SELECT msg_id FROM pgmq.${table(queue)}
+          WHERE msg_id = ANY(${idArray(ids)}::bigint[]) AND vt <= clock_timestamp()
+          ORDER BY msg_id
+          FOR UPDATE SKIP LOCKED)
+        UPDATE pgmq.${table(queue)} m
+        SET vt = ${vtFrom(visibilityMs)}, read_ct = m.read_ct + 1, last_read_at = clock_timestamp()
+        FROM cte WHERE m.msg_id = cte.msg_id
+        RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers`.pipe(
+        Effect.map((rows) => {
+          const found = new Map(rows.map((row) => [String(row.msg_id), row]))
+          // An id asked for twice is claimed once: the first caller holds it.
+          return items.map((item) => {
+            const row = found.get(item.id)
+            found.delete(item.id)
+            return Exit.succeed(Option.map(Option.fromNullishOr(row), (r) => toQueued(queue, r)))
+          })
+        }),
+        Effect.mapError(fromSqlOn("receive", queue))
+      )
+    }
+
+    const claimById = yield* Coalesce.make(sql, {
+      key: (item: ById) => item.queue,
+      run: (items: Arr.NonEmptyReadonlyArray<ById>) => Coalesce.perGroup(items, (item) => item.visibilityMs, claimIds)
+    })
+
+    /** Claims one message by id if it is visible now. */
+    const claim = (queue: QueueName.QueueName, id: string, visibilityMs: number) =>
+      isMessageId(id)
+        ? Effect.uninterruptible(claimById({ queue, id, visibilityMs }))
+        : Effect.succeed(Option.none<Message.QueuedMessage>())
+
+    const fetch = (queue: QueueName.QueueName, id: Message.MessageId, options: Messaging.FetchOptions) =>
+      claim(queue, id, Durations.millis(options.visibilityTimeout))
+
+    return { receive, claim, fetch }
+  })

@@ -1,0 +1,82 @@
+/**
+ * Queue management: a queue is its stream with this layer's group (and the
+ * same for its `_dlq`), registered in the prefix's queue set for
+ * `listQueues`; deleting removes every key of both.
+ */
+import { type Messaging, QueueName } from "@conveyor/core"
+import { Effect } from "effect"
+import type * as EffectRedis from "effect/persistence/Redis"
+import { fromRedis, queueNotFound } from "./errors.ts"
+import { type Keys, validQueue } from "./Keys.ts"
+import * as Scripts from "./scripts.ts"
+
+export const make = (redis: EffectRedis.Redis["Service"], keys: Keys, group: string) => {
+  const createGroup = (queue: QueueName.QueueName) =>
+    redis.send("XGROUP", "CREATE", keys.of(queue).stream, group, "0", "MKSTREAM").pipe(
+      Effect.catchIf((error) => String(error.cause).includes("BUSYGROUP"), () => Effect.void),
+      Effect.mapError(fromRedis("create", queue))
+    )
+
+  const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, _opts?: Messaging.QueueOptions) {
+    const queue = yield* validQueue(name)
+    yield* createGroup(queue)
+    yield* createGroup(QueueName.deadLetter(queue))
+    yield* redis.send("SADD", keys.registry, queue, QueueName.deadLetter(queue)).pipe(Effect.mapError(fromRedis("create", queue)))
+  })
+
+  const allKeys = (queue: QueueName.QueueName) => {
+    const k = keys.of(queue)
+    return [k.stream, k.delayed, k.wake, k.inFlight, k.retry]
+  }
+
+  const deleteQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
+    const queue = yield* validQueue(name)
+    const dlq = QueueName.deadLetter(queue)
+    yield* redis.send("DEL", ...allKeys(queue), ...allKeys(dlq)).pipe(Effect.mapError(fromRedis("delete_queue", queue)))
+    yield* redis.send("SREM", keys.registry, queue, dlq).pipe(Effect.mapError(fromRedis("delete_queue", queue)))
+    keys.forget(queue)
+    keys.forget(dlq)
+  })
+
+  const queueExists = Effect.fnUntraced(function*(name: QueueName.QueueName) {
+    const queue = yield* validQueue(name)
+    return (yield* redis.send<number>("EXISTS", keys.of(queue).stream).pipe(Effect.mapError(fromRedis("queue_exists", queue)))) === 1
+  })
+
+  const listQueues = Effect.gen(function*() {
+    const names = yield* redis.send<ReadonlyArray<string>>("SMEMBERS", keys.registry).pipe(Effect.mapError(fromRedis("list_queues")))
+    const found: Array<QueueName.QueueName> = []
+    for (const name of names) {
+      const queue = yield* Effect.option(validQueue(name))
+      if (queue._tag === "Some" && (yield* queueExists(queue.value))) found.push(queue.value)
+    }
+    return found.sort()
+  })
+
+  const purgeQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
+    const queue = yield* validQueue(name)
+    const removed = yield* redis.eval(Scripts.purge)(keys.of(queue), group).pipe(Effect.mapError(fromRedis("purge", queue)))
+    if (removed < 0) return yield* Effect.fail(queueNotFound(queue))
+    return removed
+  })
+
+  const stats = Effect.fnUntraced(function*(name: QueueName.QueueName) {
+    const queue = yield* validQueue(name)
+    const counts = yield* redis.eval(Scripts.stats)(keys.of(queue), keys.of(QueueName.deadLetter(queue))).pipe(
+      Effect.mapError(fromRedis("stats", queue))
+    )
+    if (counts[0]! < 0) return yield* Effect.fail(queueNotFound(queue))
+    const [depth, visible, inFlight, delayed, oldestAgeMs, deadLettered] = counts as [number, number, number, number, number, number]
+    return {
+      queue,
+      depth,
+      visible,
+      inFlight,
+      delayed,
+      deadLettered,
+      ...(oldestAgeMs < 0 ? {} : { oldestAgeMs })
+    } satisfies Messaging.QueueStats
+  })
+
+  return { ensureQueue, deleteQueue, queueExists, listQueues, purgeQueue, stats }
+}

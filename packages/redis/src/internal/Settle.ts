@@ -1,0 +1,117 @@
+/**
+ * Settling claims: ack, nack (requeue or dead-letter) and extend. Concurrent
+ * calls of one operation on one queue coalesce (core's `Batching`) into one
+ * script call, which checks for every receipt, in the same atomic step, that
+ * it still names the live claim (deadline not passed, delivery count
+ * unchanged); the others are `StaleReceipt`, and never touch the claim that
+ * replaced them.
+ */
+import { Batching, type Message, type MessagingError, QueueName, Receipts } from "@conveyor/core"
+import { Effect, Exit } from "effect"
+import type * as EffectRedis from "effect/persistence/Redis"
+import { isToken, provider, type Token } from "./Codec.ts"
+import { fromRedis } from "./errors.ts"
+import { isQueue, type Keys } from "./Keys.ts"
+import * as Scripts from "./settleScripts.ts"
+
+export type Outcome = ReadonlyArray<Exit.Exit<void, MessagingError.MessagingError>>
+
+/** A receipt with the milliseconds its operation carries (nack delay, extension); 0 where none. */
+export interface Timed {
+  readonly receipt: Message.Receipt
+  readonly ms: number
+}
+
+export interface Settle {
+  readonly ack: (receipt: Message.Receipt) => Effect.Effect<void, MessagingError.MessagingError>
+  readonly nack: (receipt: Message.Receipt, delayMs: number) => Effect.Effect<void, MessagingError.MessagingError>
+  readonly deadLetter: (receipt: Message.Receipt) => Effect.Effect<void, MessagingError.MessagingError>
+  readonly extend: (receipt: Message.Receipt, durationMs: number) => Effect.Effect<void, MessagingError.MessagingError>
+  /** Nacks of receipts of one queue in one call (returning a closed subscription's deliveries). */
+  readonly nackAll: (items: ReadonlyArray<Timed>) => Effect.Effect<Outcome, MessagingError.MessagingError>
+  /** Dead-letters receipts of one queue in one call (entries that are not Conveyor messages). */
+  readonly deadLetterAll: (receipts: ReadonlyArray<Message.Receipt>) => Effect.Effect<Outcome, MessagingError.MessagingError>
+}
+
+/**
+ * `onSettled` hears of every receipt that no longer needs returning (settled
+ * or found stale), so subscriptions stop tracking it.
+ */
+export const make = (
+  redis: EffectRedis.Redis["Service"],
+  keys: Keys,
+  group: string,
+  onSettled: (receipt: Message.Receipt) => void
+): Effect.Effect<Settle> =>
+  Effect.gen(function*() {
+    /** Checks the receipts (never sending a forged one), runs `call` on the rest, one Exit per item. */
+    const run = (
+      operation: string,
+      items: ReadonlyArray<Timed>,
+      call: (queue: QueueName.QueueName, args: ReadonlyArray<string | number>) => Effect.Effect<ReadonlyArray<number>, EffectRedis.RedisError>
+    ): Effect.Effect<Outcome, MessagingError.MessagingError> =>
+      Effect.suspend(() => {
+        const results: Array<Exit.Exit<void, MessagingError.MessagingError> | undefined> = []
+        const args: Array<string | number> = []
+        const sent: Array<number> = []
+        const queue = items[0]?.receipt.queue
+        items.forEach(({ ms, receipt }, i) => {
+          if (receipt.provider !== provider || !isToken(receipt.token) || !isQueue(receipt.queue) || receipt.queue !== queue) {
+            results.push(Exit.fail(Receipts.foreign(receipt, provider, operation)))
+            return
+          }
+          const token = receipt.token as Token
+          args.push(token.entry, token.count)
+          if (operation === "nack" || operation === "extend_visibility") args.push(Math.ceil(ms))
+          sent.push(i)
+          results.push(undefined)
+        })
+        if (queue === undefined || sent.length === 0) return Effect.succeed(results as Outcome)
+        return Effect.map(Effect.mapError(call(queue as QueueName.QueueName, args), fromRedis(operation, queue)), (held) => {
+          sent.forEach((index, n) => {
+            const receipt = items[index]!.receipt
+            results[index] = held[n] === 1 ? Exit.void : Exit.fail(Receipts.stale(receipt))
+            if (operation !== "extend_visibility" || held[n] !== 1) onSettled(receipt)
+          })
+          return results as Outcome
+        })
+      })
+
+    const untimed = (receipts: ReadonlyArray<Message.Receipt>) => receipts.map((receipt) => ({ receipt, ms: 0 }))
+
+    const ackAll = (receipts: ReadonlyArray<Message.Receipt>) =>
+      run("ack", untimed(receipts), (queue, args) => redis.eval(Scripts.ack)(keys.of(queue), group, args as ReadonlyArray<string>))
+    const nackAll = (items: ReadonlyArray<Timed>) =>
+      run("nack", items, (queue, args) => redis.eval(Scripts.nack)(keys.of(queue), group, args))
+    const deadLetterAll = (receipts: ReadonlyArray<Message.Receipt>) =>
+      run("dead_letter", untimed(receipts), (queue, args) =>
+        redis.eval(Scripts.deadLetter)(keys.of(queue), keys.of(QueueName.deadLetter(queue)), group, args as ReadonlyArray<string>))
+    const extendAll = (items: ReadonlyArray<Timed>) =>
+      run("extend_visibility", items, (queue, args) => redis.eval(Scripts.extend)(keys.of(queue), group, args))
+
+    const ack = yield* Batching.make<Message.Receipt, void, MessagingError.MessagingError>({
+      key: (receipt) => `ack:${receipt.queue}`,
+      run: ackAll
+    })
+    const nack = yield* Batching.make<Timed, void, MessagingError.MessagingError>({
+      key: (item) => `nack:${item.receipt.queue}`,
+      run: nackAll
+    })
+    const deadLetter = yield* Batching.make<Message.Receipt, void, MessagingError.MessagingError>({
+      key: (receipt) => `dead_letter:${receipt.queue}`,
+      run: deadLetterAll
+    })
+    const extend = yield* Batching.make<Timed, void, MessagingError.MessagingError>({
+      key: (item) => `extend:${item.receipt.queue}`,
+      run: extendAll
+    })
+
+    return {
+      ack,
+      nack: (receipt, ms) => nack({ receipt, ms }),
+      deadLetter,
+      extend: (receipt, ms) => extend({ receipt, ms }),
+      nackAll,
+      deadLetterAll
+    }
+  })

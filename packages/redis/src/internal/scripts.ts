@@ -1,0 +1,185 @@
+/**
+ * The Lua scripts that make each multi-key step atomic: Redis runs a script
+ * alone, so a claim, a settle or a move can never interleave with another
+ * client's. Time is the server's (`TIME`), the one clock every consumer of a
+ * queue shares; deadlines in the sorted sets are server milliseconds.
+ *
+ * Invariant kept by every script: an entry in the group's pending list (PEL)
+ * is in exactly one of `inFlight` (claimed, scored by its deadline) or
+ * `retry` (nacked, scored by when it is visible again). A receipt is the entry
+ * id and the PEL delivery count of its claim: every claim (XREADGROUP or
+ * XCLAIM) raises the count, so an older receipt can never match a newer claim.
+ */
+import * as EffectRedis from "effect/persistence/Redis"
+import type { QueueKeys } from "./Keys.ts"
+import { keysOf, lastId, now } from "./lua.ts"
+
+/**
+ * A plain send of payload/headers pairs (headers '' for none): their entry ids
+ * in order, or false when the queue does not exist.
+ */
+export const send = EffectRedis.script(
+  (keys: QueueKeys, payloadsAndHeaders: ReadonlyArray<string>) => [keys.stream, ...payloadsAndHeaders],
+  {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local ids = {}
+for i = 1, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'p', ARGV[i])
+  else
+    ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'p', ARGV[i], 'h', ARGV[i + 1])
+  end
+end
+return ids
+`
+  }
+).withReturnType<ReadonlyArray<string> | null>()
+
+/**
+ * A delayed send: each message waits in the delayed set (member: its id, payload,
+ * headers and send time) until the claim step moves it into the stream; the
+ * wake stream tells blocked subscribers the next due time changed.
+ */
+export const sendDelayed = EffectRedis.script(
+  (keys: QueueKeys, delayMs: number, headers: string, idsAndPayloads: ReadonlyArray<string>) => [
+    keys.stream,
+    keys.delayed,
+    keys.wake,
+    delayMs,
+    headers,
+    ...idsAndPayloads
+  ],
+  {
+    numberOfKeys: 3,
+    lua: `${now}
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local due = now + tonumber(ARGV[1])
+for i = 3, #ARGV, 2 do
+  redis.call('ZADD', KEYS[2], due, cjson.encode({ARGV[i], ARGV[i + 1], ARGV[2], tostring(now)}))
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', 1, '*', 'due', due)
+return 1
+`
+  }
+).withReturnType<number>()
+
+/**
+ * The claim step of receive and subscribe: moves due delayed messages into
+ * the stream, re-claims (XCLAIM) nacked claims now due and claims whose
+ * deadline passed, then reads new entries (XREADGROUP) up to `max`; every
+ * claim gets its deadline. Returns `[now, nextDue, lastStreamId, lastWakeId,
+ * id, count, fields, id, count, fields, ...]`; `nextDue` is the earliest
+ * score of the three sets (-1: none), when a subscriber must look again.
+ */
+export const claim = EffectRedis.script(
+  (keys: QueueKeys, group: string, consumer: string, max: number, visibilityMs: number) => [
+    ...keysOf(keys),
+    group,
+    consumer,
+    max,
+    visibilityMs
+  ],
+  {
+    numberOfKeys: 5,
+    lua: `${now}${lastId}
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOQUEUE queue does not exist') end
+local group, consumer, max, vt = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
+for _, member in ipairs(due) do
+  local m = cjson.decode(member)
+  if m[3] == '' then
+    redis.call('XADD', KEYS[1], '*', 'id', m[1], 'p', m[2], 't', m[4])
+  else
+    redis.call('XADD', KEYS[1], '*', 'id', m[1], 'p', m[2], 'h', m[3], 't', m[4])
+  end
+  redis.call('ZREM', KEYS[2], member)
+end
+local out = {}
+local n = 0
+local function claimed(id, count, fields)
+  redis.call('ZADD', KEYS[4], now + vt, id)
+  n = n + 1
+  out[#out + 1] = id
+  out[#out + 1] = count
+  out[#out + 1] = fields
+end
+for _, key in ipairs({KEYS[5], KEYS[4]}) do
+  if n < max then
+    local ids = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, max - n)
+    for _, id in ipairs(ids) do
+      redis.call('ZREM', key, id)
+      local entry = redis.call('XCLAIM', KEYS[1], group, consumer, 0, id)
+      if entry[1] then
+        local pending = redis.call('XPENDING', KEYS[1], group, id, id, 1)
+        claimed(id, pending[1][4], entry[1][2])
+      end
+    end
+  end
+end
+if n < max then
+  local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', max - n, 'STREAMS', KEYS[1], '>')
+  if read then
+    for _, entry in ipairs(read[1][2]) do claimed(entry[1], 1, entry[2]) end
+  end
+end
+local nextDue = -1
+for _, key in ipairs({KEYS[2], KEYS[5], KEYS[4]}) do
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if first[2] then
+    local score = tonumber(first[2])
+    if nextDue < 0 or score < nextDue then nextDue = score end
+  end
+end
+local head = {now, nextDue, last_id(KEYS[1]), last_id(KEYS[3])}
+for i = 1, #out do head[#head + 1] = out[i] end
+return head
+`
+  }
+).withReturnType<ReadonlyArray<unknown>>()
+
+/** Removes every message (visible, claimed, delayed) and recreates the group: `[removed]`. */
+export const purge = EffectRedis.script(
+  (keys: QueueKeys, group: string) => [...keysOf(keys), group],
+  {
+    numberOfKeys: 5,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local removed = redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4], KEYS[5])
+redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+return removed
+`
+  }
+).withReturnType<number>()
+
+/**
+ * `[xlen, undelivered+due claims (visible), inFlight, delayed, oldestAgeMs (-1: empty), deadLettered]`;
+ * -1 alone when the queue does not exist.
+ */
+export const stats = EffectRedis.script(
+  (keys: QueueKeys, dlq: QueueKeys) => [...keysOf(keys), dlq.stream],
+  {
+    numberOfKeys: 6,
+    lua: `${now}
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local length = redis.call('XLEN', KEYS[1])
+local claims, nacked, delayed = redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]), redis.call('ZCARD', KEYS[2])
+local expired = redis.call('ZCOUNT', KEYS[4], '-inf', now)
+local retryDue = redis.call('ZCOUNT', KEYS[5], '-inf', now)
+local delayedDue = redis.call('ZCOUNT', KEYS[2], '-inf', now)
+local oldest = -1
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+if first[1] then oldest = now - tonumber(string.match(first[1][1], '^(%d+)')) end
+return {
+  length + delayed,
+  length - claims - nacked + expired + retryDue + delayedDue,
+  claims - expired,
+  delayed - delayedDue + nacked - retryDue,
+  oldest,
+  redis.call('XLEN', KEYS[6])
+}
+`
+  }
+).withReturnType<ReadonlyArray<number>>()
