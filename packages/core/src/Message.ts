@@ -35,3 +35,17 @@ export interface QueuedMessage {
   readonly enqueuedAt: Date
   readonly visibleUntil?: Date
 }
+
+/**
+ * Headers as another client wrote them: every entry of a JSON object is kept,
+ * a string as it is and any other JSON value as its JSON text (`5` → `"5"`),
+ * so nothing a producer wrote vanishes. Anything but an object carries none.
+ */
+export const headersFrom = (value: unknown): Headers => {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return {}
+  const headers: Record<string, string> = {}
+  for (const [key, v] of Object.entries(value)) {
+    if (v !== undefined) headers[key] = typeof v === "string" ? v : JSON.stringify(v)
+  }
+  return headers
+}

@@ -1,0 +1,69 @@
+/**
+ * Coalescing of concurrent per-item operations (acks, claims by id, sends)
+ * into one provider round trip, on Effect's `RequestResolver`.
+ *
+ * Natural batching: a lone call waits one scheduler yield, no window, so an
+ * idle consumer's latency is unchanged. While `maxInFlight` round trips of
+ * a key are running, further calls of that key gather into the next batch,
+ * which starts as soon as one finishes. Each caller gets its own result:
+ * `run` answers one `Exit` per item, so a stale receipt fails only the caller
+ * that held it. A failure of the round trip itself fails every caller in it.
+ *
+ * A caller interrupted while its batch is on the wire is released at once,
+ * but the round trip completes: callers that must not lose track of a claim
+ * make their call uninterruptible.
+ */
+import { type Array as Arr, Effect, Exit, Request, RequestResolver, Semaphore } from "effect"
+
+export interface Options<I, A, E> {
+  /** Items of different keys never share a round trip (e.g. `ack:<queue>`). */
+  readonly key: (item: I) => string
+  /** One round trip for `items`: one `Exit` per item, in input order. */
+  readonly run: (items: Arr.NonEmptyReadonlyArray<I>) => Effect.Effect<ReadonlyArray<Exit.Exit<A, E>>, E>
+  /** Largest batch (default 100); a batch that reaches it starts at once. */
+  readonly maxBatchSize?: number
+  /** Round trips of one key running at once (default 1). */
+  readonly maxInFlight?: number
+}
+
+interface Call<I, A, E> extends Request.Request<A, E> {
+  readonly item: I
+}
+
+/** A function that runs each item as part of a batch of concurrent calls of its key. */
+export const make = <I, A, E>(options: Options<I, A, E>): Effect.Effect<(item: I) => Effect.Effect<A, E>> =>
+  Effect.sync(() => {
+    const call = Request.of<Call<I, A, E>>()
+    const maxBatchSize = options.maxBatchSize ?? 100
+    const maxInFlight = options.maxInFlight ?? 1
+
+    // One resolver per key, so each key has its own in-flight bound and its batches wait
+    // only on its own round trips. Keys are few (an operation per queue) and live as long
+    // as the provider.
+    const resolvers = new Map<string, RequestResolver.RequestResolver<Call<I, A, E>>>()
+    const resolverFor = (key: string) => {
+      const existing = resolvers.get(key)
+      if (existing !== undefined) return existing
+      const slots = Semaphore.makeUnsafe(maxInFlight)
+      const created = RequestResolver.makeWith<Call<I, A, E>>({
+        batchKey: () => key,
+        // Gather while every slot is busy; hold none while gathering, so an abandoned
+        // batch leaks nothing. `run` takes the slot for real.
+        delay: Effect.andThen(Effect.yieldNow, Semaphore.withPermits(slots, 1)(Effect.void)),
+        collectWhile: (entries) => entries.size < maxBatchSize,
+        runAll: (entries) =>
+          Semaphore.withPermits(slots, 1)(
+            Effect.map(
+              options.run(entries.map((entry) => entry.request.item) as unknown as Arr.NonEmptyReadonlyArray<I>),
+              (exits) => entries.forEach((entry, i) => entry.completeUnsafe(exits[i] ?? missing))
+            )
+          )
+      })
+      resolvers.set(key, created)
+      return created
+    }
+
+    return (item: I) => Effect.request(call({ item }), resolverFor(options.key(item)))
+  })
+
+const missing = Exit.die(new Error("Batching: run answered fewer results than items"))
