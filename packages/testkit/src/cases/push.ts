@@ -1,4 +1,4 @@
-import { Consumer, Messaging, type Message } from "@conveyor/core"
+import { Consumer, type Message, MessageNotification, Messaging } from "@conveyor/core"
 import { assert } from "@effect/vitest"
 import { Duration, Effect, Fiber, Layer, Option, Stream } from "effect"
 import type { Context } from "../Conformance.ts"
@@ -7,13 +7,16 @@ import { freshQueue } from "../Harness.ts"
 const long = { max: 10, visibilityTimeout: "30 seconds" } as const
 
 export const push = ({ h, test }: Context) => {
-  test("subscribe announces or delivers every message sent", () =>
+  test("subscribe announces or delivers every message sent (without push: Consumer.stream polls them)", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
-      if (m.capabilities.push === "none") return
       const q = yield* freshQueue
       const seen = new Set<string>()
-      const fiber = yield* m.subscribe([q], { visibilityTimeout: "30 seconds" }).pipe(
+      const notifications: Stream.Stream<MessageNotification.MessageNotification, unknown, Messaging.Messaging> = m.capabilities.push === "none"
+        ? Stream.map(Consumer.stream([q], { mode: "Hybrid", visibilityTimeout: "30 seconds" }), (message) =>
+          MessageNotification.Message({ message }))
+        : m.subscribe([q], { visibilityTimeout: "30 seconds" })
+      const fiber = yield* notifications.pipe(
         Stream.runForEach((notification) =>
           notification._tag === "Message"
             ? Effect.andThen(Effect.sync(() => seen.add(notification.message.id)), m.ack(notification.message.receipt))
@@ -29,13 +32,16 @@ export const push = ({ h, test }: Context) => {
       yield* Fiber.interrupt(fiber)
     }))
 
-  test("interrupting a subscription releases it: later messages stay for others", () =>
+  test("interrupting a subscription releases it: later messages stay for others (without push: a Consumer.stream)", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
-      if (m.capabilities.push === "none") return
       const q = yield* freshQueue
       let pushed = 0
-      const fiber = yield* m.subscribe([q], { visibilityTimeout: "30 seconds" }).pipe(
+      const notifications: Stream.Stream<MessageNotification.MessageNotification, unknown, Messaging.Messaging> = m.capabilities.push === "none"
+        ? Stream.map(Consumer.stream([q], { mode: "Hybrid", visibilityTimeout: "30 seconds" }), (message) =>
+          MessageNotification.Message({ message }))
+        : m.subscribe([q], { visibilityTimeout: "30 seconds" })
+      const fiber = yield* notifications.pipe(
         Stream.runForEach((notification) =>
           notification._tag === "Message"
             ? Effect.andThen(Effect.sync(() => pushed++), m.ack(notification.message.receipt))
