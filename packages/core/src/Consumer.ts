@@ -44,18 +44,56 @@ const defaults = {
   shutdownGrace: Duration.seconds(5)
 }
 
-/** Every message of `queues`, claimed for this consumer, from push and poll. */
+/**
+ * Every message of `queues`, claimed for this consumer, from push and poll.
+ * What the stream emitted is the caller's to settle, even after the stream
+ * ended; what it claimed and did not emit goes back at once when it ends.
+ */
 export const stream = (
   queues: ReadonlyArray<QueueName>,
   options: StreamOptions = {}
 ): Stream.Stream<QueuedMessage, MessagingError, Messaging> =>
   Stream.unwrap(
-    Effect.map(intakePaths(queues, options, () => {}), (paths) =>
-      Stream.mergeAll(paths, { concurrency: 2, bufferSize: 1 }).pipe(
+    Effect.gen(function*() {
+      const messaging = yield* Messaging
+      const unemitted = new Set<QueuedMessage>()
+      let ended = false
+      yield* Effect.addFinalizer(() => Effect.suspend(() => {
+        ended = true
+        return release(messaging, unemitted)
+      }))
+      const paths = yield* intakePaths(queues, options, (messages) =>
+        Effect.suspend(() => {
+          for (const message of messages) unemitted.add(message)
+          return ended ? release(messaging, unemitted) : Effect.void
+        }))
+      // Element by element at the end, so a message counts as emitted only once the caller pulled it.
+      return Stream.mergeAll(paths, { concurrency: 2, bufferSize: 1 }).pipe(
         Stream.filter(Arr.isReadonlyArrayNonEmpty),
-        Stream.flattenArray
-      ))
+        Stream.flattenArray,
+        Stream.tap((message) => Effect.sync(() => unemitted.delete(message)))
+      )
+    })
   )
+
+/**
+ * Makes `held` visible again at once. Uninterruptible: it runs while its fiber is being
+ * shut down, and a release cut short would leave its messages claimed by nobody for a whole
+ * visibility timeout. Returning a claim the provider already took back (its channel closed)
+ * is the expected outcome, not worth a warning.
+ */
+const release = (messaging: Messaging["Service"], held: Set<QueuedMessage>): Effect.Effect<void> =>
+  Effect.uninterruptible(Effect.suspend(() => {
+    const messages = [...held]
+    held.clear()
+    return Effect.forEach(messages, (message) =>
+      messaging.nack(message.receipt).pipe(
+        Effect.catchTag("StaleReceipt", (stale) => Effect.logDebug(`Already returned: ${stale.message}`)),
+        Effect.catch((error) =>
+          Effect.logWarning(`Could not return message ${message.id} on ${message.queue}: ${error.message}`)
+        )
+      ), { concurrency: "unbounded", discard: true })
+  }))
 
 const isDecodeError = (error: unknown): boolean =>
   typeof error === "object" && error !== null && "_tag" in error && error._tag === "DecodeError"
@@ -86,25 +124,9 @@ export const run = <E, R>(
           Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.message}`)
         )
       )
-    // Returning a claim the provider already took back (its channel closed at shutdown) is
-    // the expected outcome, not a problem worth a warning.
-    const requeueNow = (message: QueuedMessage) =>
-      settleQuietly(
-        message,
-        messaging.nack(message.receipt).pipe(
-          Effect.catchTag("StaleReceipt", (stale) => Effect.logDebug(`Already returned: ${stale.message}`))
-        )
-      )
     const deadLetter = (message: QueuedMessage) =>
       settleQuietly(message, messaging.nack(message.receipt, { requeue: false }))
-
-    // Uninterruptible: it is called from fibers that shutdown interrupts next, and a release cut
-    // short would leave its messages claimed, by nobody, for a whole visibility timeout.
-    const releaseUnstarted = Effect.uninterruptible(Effect.suspend(() => {
-      const held = [...unstarted]
-      unstarted.clear()
-      return Effect.forEach(held, requeueNow, { concurrency: "unbounded", discard: true })
-    }))
+    const releaseUnstarted = release(messaging, unstarted)
 
     const onFailure = (message: QueuedMessage, error: unknown) =>
       Effect.gen(function*() {
@@ -163,7 +185,7 @@ export const run = <E, R>(
         running++
         return Effect.onExit(restore(handle(message)), (exit) => {
           if (--running === 0 && stopping) Deferred.doneUnsafe(idle, Effect.void)
-          return Exit.hasInterrupts(exit) ? requeueNow(message) : Effect.void
+          return Exit.hasInterrupts(exit) ? release(messaging, new Set([message])) : Effect.void
         })
       })
     const worker = Effect.whileLoop({
@@ -183,9 +205,12 @@ export const run = <E, R>(
       return room.await
     }
     const intake = Effect.flatMap(
-      intakePaths(queues, options, (messages) => {
-        for (const message of messages) unstarted.add(message)
-      }),
+      intakePaths(queues, options, (messages) =>
+        Effect.suspend(() => {
+          for (const message of messages) unstarted.add(message)
+          // Claimed after shutdown began: nobody will take it from the inbox.
+          return stopping ? releaseUnstarted : Effect.void
+        })),
       (paths) => Effect.forEach(paths, Stream.runForEach(admit), { concurrency: "unbounded", discard: true })
     ).pipe(Effect.scoped)
 

@@ -9,6 +9,7 @@ import type { Effect, Layer, Scope } from "effect"
 import { basics } from "./cases/basics.ts"
 import { consumer } from "./cases/consumer.ts"
 import { push } from "./cases/push.ts"
+import { stream } from "./cases/stream.ts"
 import { visibility } from "./cases/visibility.ts"
 import * as Harness from "./Harness.ts"
 
@@ -44,5 +45,6 @@ export const suite = (options: Options): void => {
     visibility(context)
     push(context)
     consumer(context)
+    stream(context)
   })
 }

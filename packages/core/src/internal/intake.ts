@@ -5,7 +5,7 @@
  * claims (receive / fetch) only when pulled, so nothing is claimed ahead of
  * demand.
  */
-import { Array as Arr, Clock, Duration, Effect, Exit, FiberSet, Option, Queue, Schedule, Stream } from "effect"
+import { Array as Arr, Clock, Duration, Effect, Fiber, FiberSet, Option, Queue, Schedule, Stream } from "effect"
 import { effective } from "../DeploymentMode.ts"
 import type { MessageId, QueuedMessage } from "../Message.ts"
 import type { MessageNotification, PushHealth } from "../MessageNotification.ts"
@@ -32,7 +32,7 @@ type Signal =
 export const intakePaths = (
   queues: ReadonlyArray<QueueName>,
   options: StreamOptions,
-  onClaimed: (messages: ReadonlyArray<QueuedMessage>) => void
+  onClaimed: (messages: ReadonlyArray<QueuedMessage>) => Effect.Effect<void>
 ) =>
   Effect.gen(function*() {
     const messaging = yield* Messaging
@@ -92,9 +92,9 @@ export const intakePaths = (
             if (n._tag === "Message") delivered.push(n.message)
             else available.push(n)
           }
-          onClaimed(delivered)
           const batch = Arr.of<ReadonlyArray<QueuedMessage>>(delivered)
-          return available.length === 0 ? Effect.succeed(batch) : Effect.as(announce(available), batch)
+          const held = Effect.as(onClaimed(delivered), batch)
+          return available.length === 0 ? held : Effect.andThen(announce(available), held)
         })
       )
 
@@ -130,12 +130,11 @@ export const intakePaths = (
     ], { concurrency: "unbounded", bufferSize: 1 })
 
     const claimed = signals.pipe(
-      // A claim that completed is registered, even if the intake is being interrupted.
-      Stream.mapEffect((signal) =>
-        claim(signal).pipe(
-          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.sync(() => onClaimed(exit.value)) : Effect.void)
-        )
-      )
+      // A claim runs in a fiber of its own that the intake's end does not interrupt: one cut
+      // short after it reached the server would leave its messages held by nobody for a
+      // visibility timeout (and an `onExit` sees the interruption, not the claim's result). It
+      // finishes and registers what it claimed; a claim registered after the end goes back.
+      Stream.mapEffect((signal) => Effect.flatMap(Effect.forkDetach(Effect.tap(claim(signal), onClaimed)), Fiber.join))
     )
 
     return [pushed, claimed] as const

@@ -1,9 +1,9 @@
 /**
  * PGMQ push: listener events become notifications. An inline payload is
  * claimed by id before it is handed on (if another consumer won, nothing is
- * delivered); signals become `Available`. Like an AMQP channel closing, the
- * end of a subscription returns every delivery it made that is not settled
- * yet, wherever it is (still in the stream or in the consumer's hands).
+ * delivered); signals become `Available`. The end of a subscription returns
+ * the deliveries it claimed and has not emitted yet; what it emitted is the
+ * subscriber's to settle.
  */
 import { type Message, type MessagingError, MessageNotification, type QueueName } from "@conveyor/core"
 import { Effect, Option, Stream } from "effect"
@@ -22,7 +22,7 @@ export interface Dependencies {
 }
 
 export const make = (dependencies: Dependencies) => {
-  /** Deliveries made by live subscriptions and not yet settled, one set per subscription. */
+  /** Deliveries claimed by live subscriptions and not yet emitted, one set per subscription. */
   const live = new Set<Set<Message.Receipt>>()
 
   /** Called once a delivery is settled: its subscription no longer returns it. */
@@ -91,7 +91,9 @@ export const make = (dependencies: Dependencies) => {
               }))),
           { concurrency: 8 }
         ),
-        Stream.flattenIterable
+        Stream.flattenIterable,
+        // Emitted: from here on the subscriber's, not returned when the subscription ends.
+        Stream.tap((n) => Effect.sync(() => n._tag === "Message" && held.delete(n.message.receipt)))
       )
     }))
 
