@@ -7,6 +7,7 @@
  */
 import { Array as Arr, Clock, Duration, Effect, Fiber, FiberSet, Option, Queue, Schedule, Stream } from "effect"
 import { effective } from "../DeploymentMode.ts"
+import { backoff } from "./backoff.ts"
 import type { MessageId, QueuedMessage } from "../Message.ts"
 import type { MessageNotification, PushHealth } from "../MessageNotification.ts"
 import { Messaging } from "../Messaging.ts"
@@ -21,8 +22,22 @@ export const defaults = {
 }
 
 type Signal =
-  | { readonly _tag: "Claim"; readonly queue: QueueName; readonly id: Option.Option<MessageId> }
+  | {
+    readonly _tag: "Claim"
+    readonly queue: QueueName
+    readonly id: Option.Option<MessageId>
+    /** Retries so far of a claim that was due (0 for an announcement that was not delayed). */
+    readonly late?: number
+  }
   | { readonly _tag: "Sweep"; readonly queue: QueueName }
+
+/**
+ * A claim made when a delayed message is due may find it not yet visible: the announced time
+ * can be truncated (PGMQ's microseconds) and a timer can fire a millisecond early. It is tried
+ * again shortly, a bounded number of times (2, 4, 8, 16, 32 ms after), instead of leaving the
+ * message to the fallback poll.
+ */
+const dueRetry = Schedule.exponential("2 millis").pipe(Schedule.upTo({ times: 5 }))
 
 /**
  * The two intake paths of `queues` (deliveries pushed by the provider, and
@@ -47,27 +62,39 @@ export const intakePaths = (
 
     const sweepAll = (): ReadonlyArray<Signal> => queues.map((queue) => ({ _tag: "Sweep", queue }))
 
+    const offerLater = (signal: Signal, delay: Duration.Input) =>
+      FiberSet.run(timers, Effect.andThen(Effect.sleep(delay), Queue.offer(followUps, signal)))
+
+    /** A due claim that found nothing is tried again shortly, while `dueRetry` lasts. */
+    const retryIfDue = (signal: Extract<Signal, { _tag: "Claim" }>) => (messages: ReadonlyArray<QueuedMessage>) => {
+      if (signal.late === undefined || messages.length > 0) return Effect.void
+      const late = signal.late + 1
+      return Effect.flatMap(backoff(dueRetry, late), Option.match({
+        onNone: () => Effect.void,
+        onSome: (delay) => offerLater({ ...signal, late }, delay)
+      }))
+    }
+
     /** Announcements become claim signals, now or (for a future `visibleAt`) when due. */
     const announce = (available: ReadonlyArray<Extract<MessageNotification, { _tag: "Available" }>>) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         for (const notification of available) {
-          const signal: Signal = { _tag: "Claim", queue: notification.queue, id: notification.messageId }
           const waitMs = Option.match(notification.visibleAt, { onNone: () => 0, onSome: (at) => at.getTime() - now })
           yield* waitMs <= 0
-            ? Queue.offer(followUps, signal)
-            : FiberSet.run(timers, Effect.andThen(Effect.sleep(waitMs), Queue.offer(followUps, signal)))
+            ? Queue.offer(followUps, { _tag: "Claim", queue: notification.queue, id: notification.messageId })
+            : offerLater({ _tag: "Claim", queue: notification.queue, id: notification.messageId, late: 0 }, waitMs)
         }
       })
 
     const claim = (signal: Signal): Effect.Effect<ReadonlyArray<QueuedMessage>, MessagingError> => {
       switch (signal._tag) {
         case "Claim":
-          return Option.isSome(signal.id) && messaging.capabilities.fetchById
+          return (Option.isSome(signal.id) && messaging.capabilities.fetchById
             ? messaging.fetch(signal.queue, signal.id.value, { visibilityTimeout }).pipe(
               Effect.map(Option.match({ onNone: () => [], onSome: (message) => [message] }))
             )
-            : claim({ _tag: "Sweep", queue: signal.queue })
+            : claim({ _tag: "Sweep", queue: signal.queue })).pipe(Effect.tap(retryIfDue(signal)))
         case "Sweep":
           return Effect.gen(function*() {
             lastSweepAt = yield* Clock.currentTimeMillis

@@ -1,6 +1,6 @@
 import { Consumer, type Message, MessageNotification, Messaging } from "@conveyor/core"
 import { assert } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Option, Stream } from "effect"
+import { Clock, Duration, Effect, Fiber, Layer, Option, Stream } from "effect"
 import type { Context } from "../Conformance.ts"
 import { freshQueue } from "../Harness.ts"
 
@@ -77,6 +77,44 @@ export const push = ({ h, test }: Context) => {
       const fallback = Duration.toMillis(m.capabilities.fallbackPollingInterval)
       yield* h.eventually("delivered once due", Effect.sync(() => got.length === 1), Duration.millis(1000 + fallback))
       yield* Fiber.interrupt(fiber)
+    }))
+
+  test("every delayed message reaches a Hybrid consumer within 20 ms of its due time (p99)", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const total = 300
+      // Whole seconds: PGMQ counts delays in seconds.
+      const delayMs = 1000
+      const due = new Map<string, number>()
+      const lateness = new Map<string, number>()
+      const fiber = yield* Consumer.run(
+        [q],
+        (message) =>
+          Effect.map(Clock.currentTimeMillis, (now) => {
+            lateness.set(message.id, now - due.get(message.id)!)
+          }),
+        { mode: "Hybrid", concurrency: 16, visibilityTimeout: "30 seconds" }
+      ).pipe(Effect.forkChild)
+      yield* Effect.yieldNow
+      yield* h.advance("200 millis")
+      // Time moves a millisecond at a time, so that on virtual time too lateness is measured, not stepped over.
+      const millis = (n: number) => Effect.repeat(h.advance("1 millis"), { times: n - 1 })
+      for (let n = 0; n < total; n++) {
+        const sentAt = yield* Clock.currentTimeMillis
+        const id = yield* m.send(q, n, { delay: Duration.millis(delayMs) })
+        due.set(id, sentAt + delayMs)
+        yield* millis(10)
+      }
+      for (let waited = 0; lateness.size < total && waited < delayMs + 3000; waited += 5) yield* millis(5)
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(lateness.size, total, "every message sent was received")
+      assert.isTrue([...lateness.keys()].every((id) => due.has(id)), "nothing else was received")
+      const sorted = [...lateness.values()].sort((a, b) => a - b)
+      const p99 = sorted[Math.ceil(0.99 * total) - 1]!
+      const late = sorted.filter((ms) => ms > 20).length
+      assert.isAtLeast(sorted[0]!, 0, "none before it was due")
+      assert.isAtMost(p99, 20, `p99 lateness ${p99} ms; ${late} of ${total} later than 20 ms; max ${sorted.at(-1)} ms`)
     }))
 
   test("push loss is recovered by the fallback poll within one poll period", () =>
