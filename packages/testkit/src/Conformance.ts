@@ -24,8 +24,16 @@ export interface Options {
 }
 
 export interface Context {
-  /** Registers one test with the suite's per-test time limit. */
-  readonly test: (name: string, body: () => Effect.Effect<void, unknown, Messaging.Messaging | Scope.Scope>) => void
+  /**
+   * Registers one test with the suite's per-test time limit. `alone`: not run concurrently
+   * with the suite's other tests, for a test that measures latency in milliseconds (the
+   * others would share its event loop).
+   */
+  readonly test: (
+    name: string,
+    body: () => Effect.Effect<void, unknown, Messaging.Messaging | Scope.Scope>,
+    options?: { readonly alone?: boolean }
+  ) => void
   readonly h: Harness.Harness
   readonly options: Options
 }
@@ -40,7 +48,12 @@ export const suite = (options: Options): void => {
     excludeTestServices: options.clock === "live",
     concurrent: options.clock === "live"
   })(`conformance: ${options.name}`, (it) => {
-    const context: Context = { test: (name, body) => it.effect(name, body, testTimeoutMs), h, options }
+    const context: Context = {
+      test: (name, body, test) =>
+        it.effect(name, body, test?.alone === true ? { timeout: testTimeoutMs, concurrent: false } : testTimeoutMs),
+      h,
+      options
+    }
     basics(context)
     visibility(context)
     push(context)
