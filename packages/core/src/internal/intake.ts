@@ -51,7 +51,11 @@ export const intakePaths = (
     const followUps = yield* Queue.unbounded<Signal>()
     const timers = yield* FiberSet.make()
 
-    const sweepAll = Stream.fromIterable(queues.map((queue): Signal => ({ _tag: "Sweep", queue })))
+    // A sweep starts `claimsInFlight` chains of claims per queue; each chain claims again while
+    // its batches come back full (drain), so that many claims are in flight while a queue drains.
+    const sweepAll = Stream.fromIterable(
+      queues.flatMap((queue) => Array.from({ length: options.claimsInFlight }, (): Signal => ({ _tag: "Sweep", queue })))
+    )
     const offerLater = (signal: Signal, delay: Duration.Input) =>
       FiberSet.run(timers, Effect.andThen(Effect.sleep(delay), Queue.offer(followUps, signal)))
 
@@ -143,7 +147,9 @@ export const intakePaths = (
       // short after it reached the server would leave its messages held by nobody for a
       // visibility timeout (and an `onExit` sees the interruption, not the claim's result). It
       // finishes and hands on what it claimed; a claim handed on after the end goes back.
-      Stream.mapEffect((signal) => Effect.flatMap(Effect.forkDetach(Effect.tap(claim(signal), onClaimed)), Fiber.join))
+      Stream.mapEffect((signal) => Effect.flatMap(Effect.forkDetach(Effect.tap(claim(signal), onClaimed)), Fiber.join), {
+        concurrency: options.claimsInFlight
+      })
     )
 
     return [pushed, claimed] as const

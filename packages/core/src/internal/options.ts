@@ -36,6 +36,11 @@ export interface Intake {
   readonly visibilityTimeout: Duration.Duration
   /** The healthy Hybrid consumer's sweep period: the provider's fallback polling interval. */
   readonly fallback: Duration.Duration
+  /**
+   * Claims of `batchSize` the poll path keeps in flight while a queue drains: one for a
+   * stream, enough to keep `concurrency` handlers busy for `run`.
+   */
+  readonly claimsInFlight: number
 }
 
 export interface Run extends Intake {
@@ -50,14 +55,20 @@ export const intake = (options: StreamOptions, capabilities: Capabilities): Inta
   poll: options.poll ?? Schedule.spaced("100 millis"),
   batchSize: Math.max(1, options.batchSize ?? 16),
   visibilityTimeout: Duration.fromInputUnsafe(options.visibilityTimeout ?? "30 seconds"),
-  fallback: capabilities.fallbackPollingInterval
+  fallback: capabilities.fallbackPollingInterval,
+  claimsInFlight: 1
 })
 
-export const run = (options: RunOptions, capabilities: Capabilities): Run => ({
-  ...intake(options, capabilities),
-  concurrency: Math.max(1, options.concurrency ?? 1),
-  maxReceives: options.maxReceives ?? 5,
-  retryBackoff: options.retryBackoff ??
-    Schedule.min([Schedule.exponential("1 second", 2), Schedule.spaced("5 minutes")]),
-  shutdownGrace: Duration.fromInputUnsafe(options.shutdownGrace ?? "5 seconds")
-})
+export const run = (options: RunOptions, capabilities: Capabilities): Run => {
+  const resolved = intake(options, capabilities)
+  const concurrency = Math.max(1, options.concurrency ?? 1)
+  return {
+    ...resolved,
+    claimsInFlight: Math.ceil(concurrency / resolved.batchSize),
+    concurrency,
+    maxReceives: options.maxReceives ?? 5,
+    retryBackoff: options.retryBackoff ??
+      Schedule.min([Schedule.exponential("1 second", 2), Schedule.spaced("5 minutes")]),
+    shutdownGrace: Duration.fromInputUnsafe(options.shutdownGrace ?? "5 seconds")
+  }
+}
