@@ -7,6 +7,7 @@ import type { Messaging } from "@conveyor/core"
 import { layer } from "@effect/vitest"
 import type { Effect, Layer, Scope } from "effect"
 import { basics } from "./cases/basics.ts"
+import { batching } from "./cases/batching.ts"
 import { consumer } from "./cases/consumer.ts"
 import { push } from "./cases/push.ts"
 import { stream } from "./cases/stream.ts"
@@ -43,14 +44,20 @@ const testTimeoutMs = 60_000
 
 export const suite = (options: Options): void => {
   const h = Harness.make(options.clock)
+  // Tests run concurrently on live time, but the suite itself does not: a file running two
+  // suites (RabbitMQ classic and quorum) runs them one after the other, so a test that runs
+  // `alone` is alone in its process.
   layer(options.layer, {
     timeout: "30 seconds",
     excludeTestServices: options.clock === "live",
-    concurrent: options.clock === "live"
+    concurrent: false
   })(`conformance: ${options.name}`, (it) => {
     const context: Context = {
       test: (name, body, test) =>
-        it.effect(name, body, test?.alone === true ? { timeout: testTimeoutMs, concurrent: false } : testTimeoutMs),
+        it.effect(name, body, {
+          timeout: testTimeoutMs,
+          concurrent: options.clock === "live" && test?.alone !== true
+        }),
       h,
       options
     }
@@ -59,5 +66,6 @@ export const suite = (options: Options): void => {
     push(context)
     consumer(context)
     stream(context)
+    batching(context)
   })
 }
