@@ -4,58 +4,68 @@
  * retries with backoff, dead-lettering and a graceful shutdown.
  * Claims are pull-based (see internal/intake.ts).
  */
-import { Array as Arr, Deferred, Duration, Effect, Exit, Fiber, Latch, Option, Queue, Schedule, Stream } from "effect"
-import type { DeploymentMode } from "./DeploymentMode.ts"
+import { Array as Arr, type Cause, Effect, Exit, Fiber, FiberSet, Option, Queue, Stream } from "effect"
 import { backoff } from "./internal/backoff.ts"
-import { defaults as intakeDefaults, intakePaths } from "./internal/intake.ts"
+import { intakePaths } from "./internal/intake.ts"
+import * as Options from "./internal/options.ts"
 import type { QueuedMessage } from "./Message.ts"
 import { Messaging } from "./Messaging.ts"
 import type { MessagingError } from "./MessagingError.ts"
 import { deliveryLatency, handlerDuration, withProcessSpan } from "./Observability.ts"
 import type { QueueName } from "./QueueName.ts"
 
-export interface StreamOptions {
-  /** Default `Hybrid`, narrowed by `DeploymentMode.effective`. */
-  readonly mode?: DeploymentMode
-  /** The fast poll cadence: PollingOnly, and Hybrid while push is degraded (default every 100 ms). */
-  readonly poll?: Schedule.Schedule<unknown>
-  /** Messages claimed per receive, and the push prefetch (default 16). */
-  readonly batchSize?: number
-  /** How long a claimed message stays invisible to others (default 30 s). */
-  readonly visibilityTimeout?: Duration.Input
-}
+export type { RunOptions, StreamOptions } from "./internal/options.ts"
 
-export interface RunOptions extends StreamOptions {
-  /** Handlers running at once (default 1). */
-  readonly concurrency?: number
-  /** A message failing on this delivery is dead-lettered (default 5). */
-  readonly maxReceives?: number
-  /** Delay before retry n (n = 1, 2, ...); when the schedule ends, the message is dead-lettered. */
-  readonly retryBackoff?: Schedule.Schedule<unknown>
-  /** How long in-flight handlers may finish after shutdown begins (default 5 s). */
-  readonly shutdownGrace?: Duration.Input
-}
-
-const defaults = {
-  ...intakeDefaults,
-  concurrency: 1,
-  maxReceives: 5,
-  retryBackoff: Schedule.min([Schedule.exponential("1 second", 2), Schedule.spaced("5 minutes")]),
-  shutdownGrace: Duration.seconds(5)
-}
-
-/** Every message of `queues`, claimed for this consumer, from push and poll. */
+/**
+ * Every message of `queues`, claimed for this consumer, from push and poll.
+ * What the stream emitted is the caller's to settle, even after the stream
+ * ended; what it claimed and did not emit goes back at once when it ends.
+ */
 export const stream = (
   queues: ReadonlyArray<QueueName>,
-  options: StreamOptions = {}
+  options: Options.StreamOptions = {}
 ): Stream.Stream<QueuedMessage, MessagingError, Messaging> =>
   Stream.unwrap(
-    Effect.map(intakePaths(queues, options, () => {}), (paths) =>
-      Stream.mergeAll(paths, { concurrency: 2, bufferSize: 1 }).pipe(
+    Effect.gen(function*() {
+      const messaging = yield* Messaging
+      const unemitted = new Set<QueuedMessage>()
+      let ended = false
+      yield* Effect.addFinalizer(() => Effect.suspend(() => {
+        ended = true
+        return release(messaging, unemitted)
+      }))
+      const paths = yield* intakePaths(queues, Options.intake(options, messaging.capabilities), (messages) =>
+        Effect.suspend(() => {
+          for (const message of messages) unemitted.add(message)
+          return ended ? release(messaging, unemitted) : Effect.void
+        }))
+      // Element by element at the end, so a message counts as emitted only once the caller pulled it.
+      return Stream.mergeAll(paths, { concurrency: 2, bufferSize: 1 }).pipe(
         Stream.filter(Arr.isReadonlyArrayNonEmpty),
-        Stream.flattenArray
-      ))
+        Stream.flattenArray,
+        Stream.tap((message) => Effect.sync(() => unemitted.delete(message)))
+      )
+    })
   )
+
+/**
+ * Makes `held` visible again at once. Uninterruptible: it runs while its fiber is being
+ * shut down, and a release cut short would leave its messages claimed by nobody for a whole
+ * visibility timeout. Returning a claim the provider already took back (its channel closed)
+ * is the expected outcome, not worth a warning.
+ */
+const release = (messaging: Messaging["Service"], held: Set<QueuedMessage>): Effect.Effect<void> =>
+  Effect.uninterruptible(Effect.suspend(() => {
+    const messages = [...held]
+    held.clear()
+    return Effect.forEach(messages, (message) =>
+      messaging.nack(message.receipt).pipe(
+        Effect.catchTag("StaleReceipt", (stale) => Effect.logDebug(`Already returned: ${stale.message}`)),
+        Effect.catch((error) =>
+          Effect.logWarning(`Could not return message ${message.id} on ${message.queue}: ${error.message}`)
+        )
+      ), { concurrency: "unbounded", discard: true })
+  }))
 
 const isDecodeError = (error: unknown): boolean =>
   typeof error === "object" && error !== null && "_tag" in error && error._tag === "DecodeError"
@@ -70,15 +80,11 @@ const isDecodeError = (error: unknown): boolean =>
 export const run = <E, R>(
   queues: ReadonlyArray<QueueName>,
   handler: (message: QueuedMessage) => Effect.Effect<void, E, R>,
-  options: RunOptions = {}
+  options: Options.RunOptions = {}
 ): Effect.Effect<void, MessagingError, Messaging | R> =>
   Effect.gen(function*() {
     const messaging = yield* Messaging
-    const concurrency = options.concurrency ?? defaults.concurrency
-    const maxReceives = options.maxReceives ?? defaults.maxReceives
-    const retryBackoff = options.retryBackoff ?? defaults.retryBackoff
-    const grace = options.shutdownGrace ?? defaults.shutdownGrace
-    const unstarted = new Set<QueuedMessage>()
+    const o = Options.run(options, messaging.capabilities)
 
     const settleQuietly = (message: QueuedMessage, settle: Effect.Effect<void, MessagingError>) =>
       settle.pipe(
@@ -86,30 +92,13 @@ export const run = <E, R>(
           Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.message}`)
         )
       )
-    // Returning a claim the provider already took back (its channel closed at shutdown) is
-    // the expected outcome, not a problem worth a warning.
-    const requeueNow = (message: QueuedMessage) =>
-      settleQuietly(
-        message,
-        messaging.nack(message.receipt).pipe(
-          Effect.catchTag("StaleReceipt", (stale) => Effect.logDebug(`Already returned: ${stale.message}`))
-        )
-      )
     const deadLetter = (message: QueuedMessage) =>
       settleQuietly(message, messaging.nack(message.receipt, { requeue: false }))
 
-    // Uninterruptible: it is called from fibers that shutdown interrupts next, and a release cut
-    // short would leave its messages claimed, by nobody, for a whole visibility timeout.
-    const releaseUnstarted = Effect.uninterruptible(Effect.suspend(() => {
-      const held = [...unstarted]
-      unstarted.clear()
-      return Effect.forEach(held, requeueNow, { concurrency: "unbounded", discard: true })
-    }))
-
     const onFailure = (message: QueuedMessage, error: unknown) =>
       Effect.gen(function*() {
-        if (isDecodeError(error) || message.receiveCount >= maxReceives) return yield* deadLetter(message)
-        const delay = yield* backoff(retryBackoff, message.receiveCount)
+        if (isDecodeError(error) || message.receiveCount >= o.maxReceives) return yield* deadLetter(message)
+        const delay = yield* backoff(o.retryBackoff, message.receiveCount)
         yield* Option.match(delay, {
           onNone: () => deadLetter(message),
           onSome: (duration) => settleQuietly(message, messaging.nack(message.receipt, { delay: duration }))
@@ -138,79 +127,63 @@ export const run = <E, R>(
           }))
       })
 
-    // `concurrency` workers take from an inbox: cheaper than a fiber per message. Each intake
-    // path (push, poll) pauses once `batchSize` messages wait in the inbox and claims again
-    // only when resumed, so a consumer holds at most concurrency + 3 × batchSize claims
-    // (one batch of each path on top of a nearly full inbox); pausing per batch rather than
-    // per message avoids a producer/consumer wake-up for every message.
-    // Shutdown: workers stop taking, unstarted claims are returned at once, running
-    // handlers get `grace` to finish, then the intake (and its subscription) is torn down.
-    const inbox = yield* Queue.unbounded<QueuedMessage>()
-    const room = Latch.makeUnsafe(true)
-    const backlogLimit = options.batchSize ?? defaults.batchSize
-    let queued = 0
-    let stopping = false
-    let running = 0
-    const idle = Deferred.makeUnsafe<void>()
+    // The inbox holds every claimed-but-unstarted message, and bounds them: an intake path
+    // hands a batch over with `offerAll`, which suspends it until the whole batch fits, so a
+    // path claims again only once its previous batch is in. A consumer holds at most
+    // concurrency + (k + 2) × batchSize claims, k = ⌈concurrency / batchSize⌉: running
+    // handlers, a full inbox, one batch of the push path and the poll path's k claims in
+    // flight, each waiting to enter. `concurrency` workers take from it
+    // (cheaper than a fiber per message); they end when the inbox does.
+    const inbox = yield* Queue.bounded<QueuedMessage, Cause.Done>(o.batchSize)
+    const workers = yield* FiberSet.make<void>()
 
-    // Taking a message out of `unstarted` and making its handler return it if interrupted
-    // happen together: no interruption can fall between them.
-    const process = (message: QueuedMessage): Effect.Effect<void, never, R> =>
-      Effect.uninterruptibleMask((restore) => {
-        unstarted.delete(message)
-        if (--queued < backlogLimit) Latch.openUnsafe(room)
-        if (message.receiveCount > maxReceives) return deadLetter(message)
-        running++
-        return Effect.onExit(restore(handle(message)), (exit) => {
-          if (--running === 0 && stopping) Deferred.doneUnsafe(idle, Effect.void)
-          return Exit.hasInterrupts(exit) ? requeueNow(message) : Effect.void
-        })
-      })
-    const worker = Effect.whileLoop({
-      while: () => !stopping,
-      body: () => Effect.flatMap(Queue.take(inbox), process),
-      step: () => {}
-    })
+    // Uninterruptible: a batch half-offered when interrupted would be held by nobody. Once the
+    // inbox has ended (shutdown), a batch it refuses goes straight back and its path stops
+    // there: claiming on would only claim the same messages again.
+    const admit = (messages: ReadonlyArray<QueuedMessage>) =>
+      messages.length === 0 ? Effect.void : Effect.flatMap(
+        Effect.uninterruptible(Effect.flatMap(Queue.offerAll(inbox, messages), (refused) =>
+          refused.length === 0 ? Effect.succeed(true) : Effect.as(release(messaging, new Set(refused)), false))),
+        (admitted) => admitted ? Effect.void : Effect.interrupt
+      )
 
-    const admit = (messages: ReadonlyArray<QueuedMessage>) => {
-      // Claimed while stopping: hand it back and claim nothing more.
-      if (stopping) return Effect.andThen(releaseUnstarted, Effect.never)
-      if (messages.length === 0) return Effect.void
-      Queue.offerAllUnsafe(inbox, messages)
-      queued += messages.length
-      if (queued < backlogLimit) return Effect.void
-      Latch.closeUnsafe(room)
-      return room.await
-    }
+    // Taking a message and making its handler return it if interrupted happen together.
+    const worker = Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(restore(Queue.take(inbox)), (message) =>
+        message.receiveCount > o.maxReceives ? deadLetter(message) : Effect.onExit(
+          restore(handle(message)),
+          (exit) => Exit.hasInterrupts(exit) ? release(messaging, new Set([message])) : Effect.void
+        ))
+    ).pipe(Effect.forever, Effect.catch(() => Effect.void))
+
     const intake = Effect.flatMap(
-      intakePaths(queues, options, (messages) => {
-        for (const message of messages) unstarted.add(message)
-      }),
-      (paths) => Effect.forEach(paths, Stream.runForEach(admit), { concurrency: "unbounded", discard: true })
+      intakePaths(queues, o, admit),
+      (paths) => Effect.forEach(paths, Stream.runDrain, { concurrency: "unbounded", discard: true })
     ).pipe(Effect.scoped)
 
-    const stop = (fibers: ReadonlyArray<Fiber.Fiber<unknown, unknown>>) =>
+    // Shutdown: the inbox ends (no more hand-overs; workers stop taking once it is empty) and
+    // is emptied — which also completes a path's pending hand-over, so the intake can then be
+    // interrupted before it claims again (a subscription's end leaves what it emitted to us).
+    // What the inbox held goes back at once, and running handlers get the grace.
+    const stop = (intakeFiber: Fiber.Fiber<void, MessagingError>) =>
       Effect.gen(function*() {
-        stopping = true
-        if (running === 0) Deferred.doneUnsafe(idle, Effect.void)
-        yield* releaseUnstarted
-        yield* Deferred.await(idle).pipe(Effect.timeout(grace), Effect.ignore)
-        yield* Fiber.interruptAll(fibers)
+        yield* Queue.end(inbox)
+        const unstarted = new Set<QueuedMessage>()
+        for (let held = yield* Queue.clear(inbox); held.length > 0; held = yield* Queue.clear(inbox)) {
+          for (const message of held) unstarted.add(message)
+        }
+        yield* Fiber.interrupt(intakeFiber)
+        yield* release(messaging, unstarted)
+        yield* FiberSet.awaitEmpty(workers).pipe(Effect.timeout(o.shutdownGrace), Effect.ignore)
+        yield* FiberSet.clear(workers)
       })
 
     yield* Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         const intakeFiber = yield* Effect.forkChild(restore(intake))
-        const workers = yield* Effect.forEach(
-          Array.from({ length: concurrency }),
-          () => Effect.forkChild(restore(worker))
-        )
-        const all = [intakeFiber, ...workers]
+        for (let i = 0; i < o.concurrency; i++) yield* FiberSet.run(workers, restore(worker))
         // The intake only ends by failing: surface its error after stopping the workers.
-        yield* restore(Fiber.join(intakeFiber)).pipe(
-          Effect.onInterrupt(() => stop(all)),
-          Effect.onError(() => stop(all))
-        )
+        yield* restore(Fiber.join(intakeFiber)).pipe(Effect.ensuring(stop(intakeFiber)))
       })
-    ).pipe(Effect.ensuring(releaseUnstarted))
-  })
+    )
+  }).pipe(Effect.scoped)

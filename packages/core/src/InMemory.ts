@@ -136,45 +136,11 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
         return Effect.succeed({ target, entry, now })
       })
 
-    // Like an AMQP channel closing, the end of a subscription returns the deliveries it still holds.
-    const releaseHeld = (held: ReadonlyArray<QueuedMessage>) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        for (const message of held) {
-          const token = message.receipt.token as Token
-          const target = queues.get(message.queue)
-          const entry = target?.owned(token.seq, token.claim, now)
-          if (entry !== undefined) {
-            target!.release(entry, now, now)
-            target!.changed()
-          }
-        }
-      })
-
-    /** The deliveries a subscription made; settled ones are forgotten whenever the list doubles. */
-    const holdings = (floor: number) => {
-      let messages: Array<QueuedMessage> = []
-      let pruneAt = floor
-      return {
-        add: (claimed: ReadonlyArray<QueuedMessage>, now: number) => {
-          if (messages.length >= pruneAt) {
-            messages = messages.filter((message) => {
-              const token = message.receipt.token as Token
-              return queues.get(message.queue)?.owned(token.seq, token.claim, now) !== undefined
-            })
-            pruneAt = Math.max(floor, 2 * messages.length)
-          }
-          messages.push(...claimed)
-        },
-        all: () => messages
-      }
-    }
-
     const subscribe: Messaging["Service"]["subscribe"] = (names, subscribeOptions) => {
       const visibilityMs = millis(subscribeOptions.visibilityTimeout)
       const batch = subscribeOptions.prefetch ?? 64
       const next = (
         targets: ReadonlyArray<readonly [QueueName.QueueName, MemoryQueue]>,
-        held: ReturnType<typeof holdings>,
         wakeUp: { signal: Deferred.Deferred<void> }
       ) =>
         Effect.gen(function*() {
@@ -183,8 +149,8 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
             const signal = wakeUp.signal = Deferred.makeUnsafe<void>()
             const now = yield* Clock.currentTimeMillis
             const claimed = targets.flatMap(([queue, target]) => claimFrom(queue, target, now, batch, visibilityMs))
+            // Returned in the same step as claimed: a subscription holds nothing it has not emitted.
             if (Arr.isArrayNonEmpty(claimed)) {
-              held.add(claimed, now)
               return Arr.map(claimed, (message) => Message({ message }))
             }
             const due = targets.reduce<number | undefined>((soonest, [, target]) => {
@@ -199,8 +165,6 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       return Stream.unwrap(
         Effect.gen(function*() {
           const targets = yield* Effect.forEach(names, (queue) => Effect.map(lookup(queue), (target) => [queue, target] as const))
-          const held = holdings(4 * batch)
-          yield* Effect.addFinalizer(() => releaseHeld(held.all()))
           // Woken only by changes to its own queues.
           const wakeUp = { signal: Deferred.makeUnsafe<void>() }
           const watcher = () => Deferred.doneUnsafe(wakeUp.signal, Effect.void)
@@ -208,7 +172,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
             Effect.sync(() => targets.forEach(([, target]) => target.watchers.add(watcher))),
             () => Effect.sync(() => targets.forEach(([, target]) => target.watchers.delete(watcher)))
           )
-          return Stream.fromEffectRepeat(next(targets, held, wakeUp)).pipe(Stream.flattenArray)
+          return Stream.fromEffectRepeat(next(targets, wakeUp)).pipe(Stream.flattenArray)
         })
       )
     }

@@ -56,6 +56,41 @@ describe("Consumer.run", () => {
       assert.strictEqual((yield* m.stats(q)).deadLettered, 1)
     }).pipe(Effect.provide(InMemory.layer())))
 
+  it.effect("every kind of ending schedule dead-letters when it ends", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [string, Schedule.Schedule<unknown>, (gaps: ReadonlyArray<number>) => void]> = [
+        // Steps at elapsed 0, 1, 2 and 3 s are within the bound, the one at 4 s is not.
+        ["time-bounded", Schedule.spaced("1 second").pipe(Schedule.upTo({ duration: "3 seconds" })), (gaps) =>
+          assert.deepStrictEqual(gaps, [1000, 1000, 1000, 1000])],
+        ["count-bounded", Schedule.exponential("1 second", 2).pipe(Schedule.upTo({ times: 3 })), (gaps) =>
+          assert.deepStrictEqual(gaps, [1000, 2000, 4000])],
+        ["jittered and time-bounded", Schedule.exponential("1 second").pipe(Schedule.jittered, Schedule.upTo({ duration: "10 seconds" })), (gaps) => {
+          assert.isAtLeast(gaps.length, 3)
+          assert.isAtMost(gaps.reduce((a, b) => a + b, 0) - gaps.at(-1)!, 10_000, "the last retry began within the bound")
+        }]
+      ]
+      for (const [name, retryBackoff, check] of cases) {
+        const m = yield* setup
+        yield* m.purgeQueue(QueueName.deadLetter(q))
+        const attempts: Array<number> = []
+        const fiber = yield* Consumer.run([q], () =>
+          Effect.andThen(
+            Effect.clockWith((clock) => Effect.sync(() => attempts.push(clock.currentTimeMillisUnsafe()))),
+            Effect.fail("no")
+          ), { maxReceives: 100, retryBackoff }).pipe(Effect.forkChild)
+        yield* settle
+        yield* m.send(q, name)
+        for (let i = 0; i < 120; i++) {
+          yield* TestClock.adjust("500 millis")
+          yield* settle
+        }
+        yield* Fiber.interrupt(fiber)
+        check(attempts.slice(1).map((t, i) => t - attempts[i]!))
+        assert.strictEqual((yield* m.stats(q)).deadLettered, 1, `${name}: dead-lettered when the schedule ended`)
+        assert.strictEqual((yield* m.stats(q)).depth, 0, name)
+      }
+    }).pipe(Effect.provide(InMemory.layer())))
+
   it.effect("a handler that dies is retried like a failure and the consumer lives on", () =>
     Effect.gen(function*() {
       const m = yield* setup
@@ -111,9 +146,51 @@ describe("Consumer.run", () => {
       }
       yield* Fiber.interrupt(fiber)
       assert.strictEqual(peak, 3)
-      // concurrency + 3 × batchSize, as documented on Consumer.run.
+      // concurrency + 3 × batchSize (k = 1 claim in flight), as documented on Consumer.run.
       assert.isAtMost(peakInFlight, 3 + 3 * 4)
       assert.strictEqual((yield* m.stats(q)).depth, 0)
+    }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("keeps enough claims in flight for its concurrency, within the documented bound", () =>
+    Effect.gen(function*() {
+      const real = yield* setup
+      let receiving = 0
+      let peakReceiving = 0
+      // Each receive takes a round trip, as it does on a server.
+      const slow: Messaging.Messaging["Service"] = {
+        ...real,
+        receive: (queue, options) =>
+          Effect.acquireUseRelease(
+            Effect.sync(() => peakReceiving = Math.max(peakReceiving, ++receiving)),
+            () => Effect.andThen(Effect.sleep("10 millis"), real.receive(queue, options)),
+            () => Effect.sync(() => receiving--)
+          )
+      }
+      let running = 0
+      let peak = 0
+      let peakInFlight = 0
+      yield* real.sendBatch(q, Array.from({ length: 200 }, (_, i) => i))
+      const fiber = yield* Consumer.run([q], () =>
+        Effect.gen(function*() {
+          peak = Math.max(peak, ++running)
+          peakInFlight = Math.max(peakInFlight, (yield* real.stats(q)).inFlight ?? 0)
+          yield* Effect.sleep("100 millis")
+          running--
+        }), { concurrency: 16, batchSize: 4, mode: "PollingOnly" }).pipe(
+        Effect.provideService(Messaging.Messaging, slow),
+        Effect.forkChild
+      )
+      for (let i = 0; i < 300 && (yield* real.stats(q)).depth > 0; i++) {
+        yield* TestClock.adjust("10 millis")
+        yield* settle
+      }
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual((yield* real.stats(q)).depth, 0)
+      assert.strictEqual(peak, 16, "every handler got work")
+      // ceil(concurrency / batchSize) claims in flight, never more.
+      assert.strictEqual(peakReceiving, 4)
+      // concurrency + (claimsInFlight + 2) × batchSize, as documented on Consumer.run.
+      assert.isAtMost(peakInFlight, 16 + (4 + 2) * 4)
     }).pipe(Effect.provide(InMemory.layer())))
 
   it.effect("shutdown returns unstarted claims at once and lets running handlers finish", () =>

@@ -362,12 +362,18 @@ export const make = (
         : { provider, healthy: false, latencyMs, push, detail: probe.failure.message }
     })
 
+    // Channels of ended subscriptions stay open here until the deliveries they emitted are settled.
+    const retiring = yield* Effect.scope
     const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, opts: Messaging.SubscribeOptions) =>
       Stream.unwrap(
         Effect.map(
           Effect.forEach(queues, (queue) => QueueName.make(queue)),
           (valid) =>
-            Subscription.subscribe({ connection, deliveries, reconnect, defaultPrefetch: options.prefetch ?? defaultPrefetch }, valid, opts)
+            Subscription.subscribe(
+              { connection, deliveries, reconnect, retiring, defaultPrefetch: options.prefetch ?? defaultPrefetch },
+              valid,
+              opts
+            )
         )
       )
 

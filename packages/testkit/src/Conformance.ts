@@ -7,8 +7,10 @@ import type { Messaging } from "@conveyor/core"
 import { layer } from "@effect/vitest"
 import type { Effect, Layer, Scope } from "effect"
 import { basics } from "./cases/basics.ts"
+import { batching } from "./cases/batching.ts"
 import { consumer } from "./cases/consumer.ts"
 import { push } from "./cases/push.ts"
+import { stream } from "./cases/stream.ts"
 import { visibility } from "./cases/visibility.ts"
 import * as Harness from "./Harness.ts"
 
@@ -23,8 +25,16 @@ export interface Options {
 }
 
 export interface Context {
-  /** Registers one test with the suite's per-test time limit. */
-  readonly test: (name: string, body: () => Effect.Effect<void, unknown, Messaging.Messaging | Scope.Scope>) => void
+  /**
+   * Registers one test with the suite's per-test time limit. `alone`: not run concurrently
+   * with the suite's other tests, for a test that measures latency in milliseconds (the
+   * others would share its event loop).
+   */
+  readonly test: (
+    name: string,
+    body: () => Effect.Effect<void, unknown, Messaging.Messaging | Scope.Scope>,
+    options?: { readonly alone?: boolean }
+  ) => void
   readonly h: Harness.Harness
   readonly options: Options
 }
@@ -34,15 +44,28 @@ const testTimeoutMs = 60_000
 
 export const suite = (options: Options): void => {
   const h = Harness.make(options.clock)
+  // Tests run concurrently on live time, but the suite itself does not: a file running two
+  // suites (RabbitMQ classic and quorum) runs them one after the other, so a test that runs
+  // `alone` is alone in its process.
   layer(options.layer, {
     timeout: "30 seconds",
     excludeTestServices: options.clock === "live",
-    concurrent: options.clock === "live"
+    concurrent: false
   })(`conformance: ${options.name}`, (it) => {
-    const context: Context = { test: (name, body) => it.effect(name, body, testTimeoutMs), h, options }
+    const context: Context = {
+      test: (name, body, test) =>
+        it.effect(name, body, {
+          timeout: testTimeoutMs,
+          concurrent: options.clock === "live" && test?.alone !== true
+        }),
+      h,
+      options
+    }
     basics(context)
     visibility(context)
     push(context)
     consumer(context)
+    stream(context)
+    batching(context)
   })
 }

@@ -5,96 +5,112 @@
  * claims (receive / fetch) only when pulled, so nothing is claimed ahead of
  * demand.
  */
-import { Array as Arr, Clock, Duration, Effect, Exit, FiberSet, Option, Queue, Schedule, Stream } from "effect"
-import { effective } from "../DeploymentMode.ts"
+import { Array as Arr, Clock, Duration, Effect, Fiber, FiberSet, Option, Queue, Schedule, Stream } from "effect"
 import type { MessageId, QueuedMessage } from "../Message.ts"
 import type { MessageNotification, PushHealth } from "../MessageNotification.ts"
 import { Messaging } from "../Messaging.ts"
 import type { MessagingError } from "../MessagingError.ts"
 import type { QueueName } from "../QueueName.ts"
-import type { StreamOptions } from "../Consumer.ts"
-
-export const defaults = {
-  poll: Schedule.spaced("100 millis"),
-  batchSize: 16,
-  visibilityTimeout: Duration.seconds(30)
-}
+import { backoff } from "./backoff.ts"
+import type { Intake } from "./options.ts"
 
 type Signal =
-  | { readonly _tag: "Claim"; readonly queue: QueueName; readonly id: Option.Option<MessageId> }
+  | {
+    readonly _tag: "Claim"
+    readonly queue: QueueName
+    readonly id: Option.Option<MessageId>
+    /** Retries so far of a claim that was due (absent for an announcement that was not delayed). */
+    readonly late?: number
+  }
   | { readonly _tag: "Sweep"; readonly queue: QueueName }
+
+type Available = Extract<MessageNotification, { _tag: "Available" }>
+
+/**
+ * A claim made when a delayed message is due may find it not yet visible: the announced time
+ * can be truncated (PGMQ's microseconds) and a timer can fire a millisecond early. It is tried
+ * again shortly, a bounded number of times (2, 4, 8, 16, 32 ms after), instead of leaving the
+ * message to the fallback poll.
+ */
+const dueRetry = Schedule.exponential("2 millis").pipe(Schedule.upTo({ times: 5 }))
 
 /**
  * The two intake paths of `queues` (deliveries pushed by the provider, and
- * messages claimed on signals), telling `onClaimed` of every message as soon
- * as it is held. Each path claims only when pulled.
+ * messages claimed on signals). Every message is handed to `onClaimed` as
+ * soon as it is held — which may suspend, and so pauses that path — and then
+ * emitted in its batch. Each path claims only when pulled.
  */
 export const intakePaths = (
   queues: ReadonlyArray<QueueName>,
-  options: StreamOptions,
-  onClaimed: (messages: ReadonlyArray<QueuedMessage>) => void
+  options: Intake,
+  onClaimed: (messages: ReadonlyArray<QueuedMessage>) => Effect.Effect<void>
 ) =>
   Effect.gen(function*() {
     const messaging = yield* Messaging
-    const mode = effective(options.mode ?? "Hybrid", messaging.capabilities)
-    const batchSize = options.batchSize ?? defaults.batchSize
-    const visibilityTimeout = options.visibilityTimeout ?? defaults.visibilityTimeout
-    const fallbackMs = Duration.toMillis(messaging.capabilities.fallbackPollingInterval)
+    const { batchSize, mode, visibilityTimeout } = options
     const followUps = yield* Queue.unbounded<Signal>()
     const timers = yield* FiberSet.make()
-    let health = "Connected" as PushHealth["_tag"]
-    let lastSweepAt = Number.NEGATIVE_INFINITY
 
-    const sweepAll = (): ReadonlyArray<Signal> => queues.map((queue) => ({ _tag: "Sweep", queue }))
+    // A sweep starts `claimsInFlight` chains of claims per queue; each chain claims again while
+    // its batches come back full (drain), so that many claims are in flight while a queue drains.
+    const sweepAll = Stream.fromIterable(
+      queues.flatMap((queue) => Array.from({ length: options.claimsInFlight }, (): Signal => ({ _tag: "Sweep", queue })))
+    )
+    const offerLater = (signal: Signal, delay: Duration.Input) =>
+      FiberSet.run(timers, Effect.andThen(Effect.sleep(delay), Queue.offer(followUps, signal)))
 
     /** Announcements become claim signals, now or (for a future `visibleAt`) when due. */
-    const announce = (available: ReadonlyArray<Extract<MessageNotification, { _tag: "Available" }>>) =>
+    const announce = (available: ReadonlyArray<Available>) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        for (const notification of available) {
-          const signal: Signal = { _tag: "Claim", queue: notification.queue, id: notification.messageId }
-          const waitMs = Option.match(notification.visibleAt, { onNone: () => 0, onSome: (at) => at.getTime() - now })
+        for (const { messageId: id, queue, visibleAt } of available) {
+          const waitMs = Option.match(visibleAt, { onNone: () => 0, onSome: (at) => at.getTime() - now })
           yield* waitMs <= 0
-            ? Queue.offer(followUps, signal)
-            : FiberSet.run(timers, Effect.andThen(Effect.sleep(waitMs), Queue.offer(followUps, signal)))
+            ? Queue.offer(followUps, { _tag: "Claim", queue, id })
+            : offerLater({ _tag: "Claim", queue, id, late: 0 }, waitMs)
         }
       })
+
+    /** A due claim that found nothing is tried again shortly, while `dueRetry` lasts. */
+    const retryIfDue = (signal: Extract<Signal, { _tag: "Claim" }>) => (messages: ReadonlyArray<QueuedMessage>) => {
+      if (signal.late === undefined || messages.length > 0) return Effect.void
+      const late = signal.late + 1
+      return Effect.flatMap(backoff(dueRetry, late), Option.match({
+        onNone: () => Effect.void,
+        onSome: (delay) => offerLater({ ...signal, late }, delay)
+      }))
+    }
 
     const claim = (signal: Signal): Effect.Effect<ReadonlyArray<QueuedMessage>, MessagingError> => {
       switch (signal._tag) {
         case "Claim":
-          return Option.isSome(signal.id) && messaging.capabilities.fetchById
+          return (Option.isSome(signal.id) && messaging.capabilities.fetchById
             ? messaging.fetch(signal.queue, signal.id.value, { visibilityTimeout }).pipe(
               Effect.map(Option.match({ onNone: () => [], onSome: (message) => [message] }))
             )
-            : claim({ _tag: "Sweep", queue: signal.queue })
+            : claim({ _tag: "Sweep", queue: signal.queue })).pipe(Effect.tap(retryIfDue(signal)))
         case "Sweep":
-          return Effect.gen(function*() {
-            lastSweepAt = yield* Clock.currentTimeMillis
-            const messages = yield* messaging.receive(signal.queue, { max: batchSize, visibilityTimeout })
+          return messaging.receive(signal.queue, { max: batchSize, visibilityTimeout }).pipe(
             // A full batch means there is probably more: drain before waiting for the schedule.
-            if (messages.length === batchSize) yield* Queue.offer(followUps, signal)
-            return messages
-          })
+            Effect.tap((messages) => messages.length === batchSize ? Queue.offer(followUps, signal) : Effect.void)
+          )
       }
     }
 
-    // Deliveries pass straight through, a whole chunk at a time, registered on arrival. Each
-    // path emits one batch per element: few stages per chunk keep a trickle of single
-    // messages cheap.
+    // Deliveries pass straight through, a whole chunk at a time. Each path emits one batch per
+    // element: few stages per chunk keep a trickle of single messages cheap.
     const pushed: Stream.Stream<ReadonlyArray<QueuedMessage>, MessagingError> = mode === "PollingOnly"
       ? Stream.empty
       : messaging.subscribe(queues, { visibilityTimeout, prefetch: batchSize }).pipe(
         Stream.mapArrayEffect((notifications) => {
           const delivered: Array<QueuedMessage> = []
-          const available: Array<Extract<MessageNotification, { _tag: "Available" }>> = []
+          const available: Array<Available> = []
           for (const n of notifications) {
             if (n._tag === "Message") delivered.push(n.message)
             else available.push(n)
           }
-          onClaimed(delivered)
-          const batch = Arr.of<ReadonlyArray<QueuedMessage>>(delivered)
-          return available.length === 0 ? Effect.succeed(batch) : Effect.as(announce(available), batch)
+          const held = Effect.as(onClaimed(delivered), Arr.of<ReadonlyArray<QueuedMessage>>(delivered))
+          return available.length === 0 ? held : Effect.andThen(announce(available), held)
         })
       )
 
@@ -103,41 +119,38 @@ export const intakePaths = (
     // the consumer must sweep: at start (messages sent before were never announced) and
     // after a reconnect (those sent during the gap were lost).
     const pushCoversBacklog = messaging.capabilities.push === "message" && !messaging.capabilities.requiresFallbackPolling
-    const catchUp = mode === "PollingOnly" || !pushCoversBacklog ? Stream.fromIterable(sweepAll()) : Stream.empty
+    const catchUp = mode === "PollingOnly" || !pushCoversBacklog ? sweepAll : Stream.empty
+    const every = (schedule: Schedule.Schedule<unknown>) => Stream.flatMap(Stream.fromSchedule(schedule), () => sweepAll)
 
-    const healthSignals = mode === "PollingOnly"
-      ? Stream.empty
-      : messaging.pushHealth.pipe(
-        Stream.tap((state) => Effect.sync(() => health = state._tag)),
-        Stream.filter((state) => state._tag === "Reconnected"),
-        Stream.flatMap(() => catchUp)
-      )
+    // The poll schedule follows push health: the fast cadence while push is degraded, else the
+    // fallback period (Hybrid) or none (EventDrivenOnly); a reconnect sweeps first.
+    const steady = mode === "Hybrid" ? every(Schedule.spaced(options.fallback)) : Stream.empty
+    const byHealth = (state: PushHealth): Stream.Stream<Signal> => {
+      switch (state._tag) {
+        case "Degraded":
+          return every(options.poll)
+        case "Reconnected":
+          return Stream.concat(catchUp, steady)
+        case "Connected":
+          return steady
+      }
+    }
+    const polls = mode === "PollingOnly" ? every(options.poll) : Stream.switchMap(messaging.pushHealth, byHealth)
 
-    // Ticks at the fast cadence; a healthy Hybrid consumer only acts once per fallback period.
-    const shouldPoll = Effect.map(Clock.currentTimeMillis, (now) =>
-      mode === "PollingOnly" || health === "Degraded" || (mode === "Hybrid" && now - lastSweepAt >= fallbackMs))
-
-    const poll = Stream.fromSchedule(options.poll ?? defaults.poll).pipe(
-      Stream.filterEffect(() => shouldPoll),
-      Stream.flatMap(() => Stream.fromIterable(sweepAll()))
-    )
-
-    const signals = Stream.mergeAll([
-      catchUp,
-      healthSignals,
-      poll,
-      Stream.fromQueue(followUps)
-    ], { concurrency: "unbounded", bufferSize: 1 })
+    const signals = Stream.mergeAll([catchUp, polls, Stream.fromQueue(followUps)], {
+      concurrency: "unbounded",
+      bufferSize: 1
+    })
 
     const claimed = signals.pipe(
-      // A claim that completed is registered, even if the intake is being interrupted.
-      Stream.mapEffect((signal) =>
-        claim(signal).pipe(
-          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.sync(() => onClaimed(exit.value)) : Effect.void)
-        )
-      )
+      // A claim runs in a fiber of its own that the intake's end does not interrupt: one cut
+      // short after it reached the server would leave its messages held by nobody for a
+      // visibility timeout (and an `onExit` sees the interruption, not the claim's result). It
+      // finishes and hands on what it claimed; a claim handed on after the end goes back.
+      Stream.mapEffect((signal) => Effect.flatMap(Effect.forkDetach(Effect.tap(claim(signal), onClaimed)), Fiber.join), {
+        concurrency: options.claimsInFlight
+      })
     )
 
     return [pushed, claimed] as const
   })
-

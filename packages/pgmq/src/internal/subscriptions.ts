@@ -8,9 +8,8 @@
  * a batch, becomes `Available` for the consumer to claim when due.
  *
  * A subscription claims at most `prefetch` (default 100) messages ahead of
- * its reader. Like an AMQP channel closing, its end returns every delivery
- * it made that is not settled yet, wherever it is (still in the stream or in
- * the consumer's hands).
+ * its reader. Its end returns the deliveries it claimed and has not emitted
+ * yet; what it emitted is the subscriber's to settle.
  */
 import { type Message, type MessagingError, MessageNotification, type QueueName } from "@conveyor/core"
 import { Clock, Effect, Option, Stream } from "effect"
@@ -57,7 +56,7 @@ const stepsOf = (event: PgmqEvent.PgmqEvent, now: number): ReadonlyArray<Step> =
 }
 
 export const make = (dependencies: Dependencies) => {
-  /** Deliveries made by live subscriptions and not yet settled, one set per subscription. */
+  /** Deliveries claimed by live subscriptions and not yet emitted, one set per subscription. */
   const live = new Set<Set<Message.Receipt>>()
 
   /** Called once a delivery is settled: its subscription no longer returns it. */
@@ -108,7 +107,9 @@ export const make = (dependencies: Dependencies) => {
               }))),
           { concurrency: Math.max(1, prefetch) }
         ),
-        Stream.flattenIterable
+        Stream.flattenIterable,
+        // Emitted: from here on the subscriber's, not returned when the subscription ends.
+        Stream.tap((n) => Effect.sync(() => n._tag === "Message" && held.delete(n.message.receipt)))
       )
     }))
 

@@ -204,6 +204,12 @@ export const make = (
         Effect.map(find(receipt), (delivery) => {
           delivery.deadline = clock.currentTimeMillisUnsafe() + visibilityMs
         }),
+      /** How many deliveries are still held on `channel`. */
+      heldOn: (channel: Channel) => {
+        let n = 0
+        for (const delivery of table.values()) if (delivery.channel === channel) n++
+        return n
+      },
       /** Its deliveries are stale: the broker requeues them itself. */
       forgetChannel: (channel: Channel) => {
         for (const delivery of table.values()) {

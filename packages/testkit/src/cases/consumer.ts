@@ -1,6 +1,6 @@
 import { Consumer, Messaging, QueueName } from "@conveyor/core"
 import { assert } from "@effect/vitest"
-import { Effect, Fiber, Schedule } from "effect"
+import { Clock, Duration, Effect, Fiber, Schedule } from "effect"
 import type { Context } from "../Conformance.ts"
 import { freshQueue, freshQueues } from "../Harness.ts"
 
@@ -70,42 +70,63 @@ export const consumer = ({ h, test }: Context) => {
       yield* Fiber.interrupt(second)
     }))
 
-  test("Consumer.run retries a failure with backoff and dead-letters a poison message", () =>
+  test("Consumer.run retries a failure after its backoff delay and dead-letters a poison message (kept in the queue without deadLetter)", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
-      const attempts = new Map<string, number>()
+      const attempts = new Map<string, Array<number>>()
+      const backoffMs = 1000
       const fiber = yield* Consumer.run(
         [q],
         (message) =>
           Effect.gen(function*() {
             const kind = String(message.payload)
-            const n = (attempts.get(kind) ?? 0) + 1
-            attempts.set(kind, n)
-            if (kind === "poison" || (kind === "flaky" && n === 1)) return yield* Effect.fail(`refused ${kind}`)
+            const at = attempts.get(kind) ?? []
+            at.push(yield* Clock.currentTimeMillis)
+            attempts.set(kind, at)
+            if (kind === "poison" || (kind === "flaky" && at.length === 1)) return yield* Effect.fail(`refused ${kind}`)
           }),
-        { maxReceives: 3, retryBackoff: Schedule.spaced("1 second"), visibilityTimeout: "30 seconds", poll: Schedule.spaced("100 millis"), mode: "Hybrid" }
+        {
+          maxReceives: 3,
+          retryBackoff: Schedule.spaced(Duration.millis(backoffMs)),
+          visibilityTimeout: "30 seconds",
+          poll: Schedule.spaced("100 millis"),
+          mode: "Hybrid"
+        }
       ).pipe(Effect.forkChild)
       yield* Effect.yieldNow
       yield* m.sendBatch(q, ["fine", "flaky", "poison"])
       yield* h.eventually(
         "flaky succeeds on its second delivery, poison is tried three times",
-        Effect.sync(() => attempts.get("flaky") === 2 && attempts.get("poison") === 3),
+        Effect.sync(() => attempts.get("flaky")?.length === 2 && attempts.get("poison")?.length === 3),
         "10 seconds"
       )
       yield* Fiber.interrupt(fiber)
-      assert.strictEqual(attempts.get("fine"), 1)
-      if (m.capabilities.deadLetter) {
-        let dead: ReadonlyArray<unknown> = []
-        yield* h.eventually(
-          "poison is in the dead-letter queue",
-          Effect.map(m.receive(QueueName.deadLetter(q), { max: 10, visibilityTimeout: "30 seconds" }), (received) => {
-            dead = received.map((message) => message.payload)
-            return dead.length > 0
-          })
-        )
-        assert.deepStrictEqual(dead, ["poison"])
+      assert.strictEqual(attempts.get("fine")?.length, 1)
+      // The retry waits its backoff: not sooner, and not much later than the provider's fallback poll
+      // (a nack with a delay is not announced where push announces sends only).
+      const latest = backoffMs + Duration.toMillis(m.capabilities.fallbackPollingInterval) + 1000
+      for (const kind of ["flaky", "poison"]) {
+        const at = attempts.get(kind)!
+        for (const [i, gap] of at.slice(1).map((t, i) => [i, t - at[i]!] as const)) {
+          assert.isAtLeast(gap, backoffMs, `${kind}: retry ${i + 1} waited its backoff`)
+          assert.isAtMost(gap, latest, `${kind}: retry ${i + 1} came once due`)
+        }
       }
+      if (!m.capabilities.deadLetter) {
+        // Without a dead-letter queue the poison message is kept, never dropped.
+        assert.strictEqual((yield* m.stats(q)).depth, 1)
+        return
+      }
+      let dead: ReadonlyArray<unknown> = []
+      yield* h.eventually(
+        "poison is in the dead-letter queue",
+        Effect.map(m.receive(QueueName.deadLetter(q), { max: 10, visibilityTimeout: "30 seconds" }), (received) => {
+          dead = received.map((message) => message.payload)
+          return dead.length > 0
+        })
+      )
+      assert.deepStrictEqual(dead, ["poison"])
       assert.strictEqual((yield* m.stats(q)).depth, 0)
     }))
 }

@@ -1,19 +1,22 @@
-import { Consumer, Messaging, type Message } from "@conveyor/core"
+import { Consumer, type Message, MessageNotification, Messaging } from "@conveyor/core"
 import { assert } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Option, Stream } from "effect"
+import { Clock, Duration, Effect, Fiber, Layer, Option, Stream } from "effect"
 import type { Context } from "../Conformance.ts"
 import { freshQueue } from "../Harness.ts"
 
 const long = { max: 10, visibilityTimeout: "30 seconds" } as const
 
 export const push = ({ h, test }: Context) => {
-  test("subscribe announces or delivers every message sent", () =>
+  test("subscribe announces or delivers every message sent (without push: Consumer.stream polls them)", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
-      if (m.capabilities.push === "none") return
       const q = yield* freshQueue
       const seen = new Set<string>()
-      const fiber = yield* m.subscribe([q], { visibilityTimeout: "30 seconds" }).pipe(
+      const notifications: Stream.Stream<MessageNotification.MessageNotification, unknown, Messaging.Messaging> = m.capabilities.push === "none"
+        ? Stream.map(Consumer.stream([q], { mode: "Hybrid", visibilityTimeout: "30 seconds" }), (message) =>
+          MessageNotification.Message({ message }))
+        : m.subscribe([q], { visibilityTimeout: "30 seconds" })
+      const fiber = yield* notifications.pipe(
         Stream.runForEach((notification) =>
           notification._tag === "Message"
             ? Effect.andThen(Effect.sync(() => seen.add(notification.message.id)), m.ack(notification.message.receipt))
@@ -29,13 +32,16 @@ export const push = ({ h, test }: Context) => {
       yield* Fiber.interrupt(fiber)
     }))
 
-  test("interrupting a subscription releases it: later messages stay for others", () =>
+  test("interrupting a subscription releases it: later messages stay for others (without push: a Consumer.stream)", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
-      if (m.capabilities.push === "none") return
       const q = yield* freshQueue
       let pushed = 0
-      const fiber = yield* m.subscribe([q], { visibilityTimeout: "30 seconds" }).pipe(
+      const notifications: Stream.Stream<MessageNotification.MessageNotification, unknown, Messaging.Messaging> = m.capabilities.push === "none"
+        ? Stream.map(Consumer.stream([q], { mode: "Hybrid", visibilityTimeout: "30 seconds" }), (message) =>
+          MessageNotification.Message({ message }))
+        : m.subscribe([q], { visibilityTimeout: "30 seconds" })
+      const fiber = yield* notifications.pipe(
         Stream.runForEach((notification) =>
           notification._tag === "Message"
             ? Effect.andThen(Effect.sync(() => pushed++), m.ack(notification.message.receipt))
@@ -72,6 +78,44 @@ export const push = ({ h, test }: Context) => {
       yield* h.eventually("delivered once due", Effect.sync(() => got.length === 1), Duration.millis(1000 + fallback))
       yield* Fiber.interrupt(fiber)
     }))
+
+  test("every delayed message reaches a Hybrid consumer within 20 ms of its due time (p99)", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const total = 300
+      // Whole seconds: PGMQ counts delays in seconds.
+      const delayMs = 1000
+      const due = new Map<string, number>()
+      const lateness = new Map<string, number>()
+      const fiber = yield* Consumer.run(
+        [q],
+        (message) =>
+          Effect.map(Clock.currentTimeMillis, (now) => {
+            lateness.set(message.id, now - due.get(message.id)!)
+          }),
+        { mode: "Hybrid", concurrency: 16, visibilityTimeout: "30 seconds" }
+      ).pipe(Effect.forkChild)
+      yield* Effect.yieldNow
+      yield* h.advance("200 millis")
+      // Time moves a millisecond at a time, so that on virtual time too lateness is measured, not stepped over.
+      const millis = (n: number) => Effect.repeat(h.advance("1 millis"), { times: n - 1 })
+      for (let n = 0; n < total; n++) {
+        const sentAt = yield* Clock.currentTimeMillis
+        const id = yield* m.send(q, n, { delay: Duration.millis(delayMs) })
+        due.set(id, sentAt + delayMs)
+        yield* millis(10)
+      }
+      for (let waited = 0; lateness.size < total && waited < delayMs + 3000; waited += 5) yield* millis(5)
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(lateness.size, total, "every message sent was received")
+      assert.isTrue([...lateness.keys()].every((id) => due.has(id)), "nothing else was received")
+      const sorted = [...lateness.values()].sort((a, b) => a - b)
+      const p99 = sorted[Math.ceil(0.99 * total) - 1]!
+      const late = sorted.filter((ms) => ms > 20).length
+      assert.isAtLeast(sorted[0]!, 0, "none before it was due")
+      assert.isAtMost(p99, 20, `p99 lateness ${p99} ms; ${late} of ${total} later than 20 ms; max ${sorted.at(-1)} ms`)
+    }), { alone: true })
 
   test("push loss is recovered by the fallback poll within one poll period", () =>
     Effect.gen(function*() {

@@ -57,13 +57,18 @@ export const visibility = ({ h, test }: Context) => {
       assert.strictEqual(third?.receiveCount, 3)
     }))
 
-  test("nack without requeue moves the message to the dead-letter queue", () =>
+  test("nack without requeue moves the message to the dead-letter queue (without deadLetter: Unsupported, message kept)", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
-      if (!m.capabilities.deadLetter) return
       const q = yield* freshQueue
       yield* m.send(q, { poison: true }, { headers: { reason: "test" } })
       const [message] = yield* m.receive(q, long)
+      if (!m.capabilities.deadLetter) {
+        const refused = yield* Effect.flip(m.nack(message!.receipt, { requeue: false }))
+        assert.strictEqual(refused._tag, "Unsupported")
+        assert.strictEqual((yield* m.stats(q)).depth, 1, "never silently deleted")
+        return
+      }
       yield* m.nack(message!.receipt, { requeue: false })
       assert.deepStrictEqual(yield* m.receive(q, long), [])
       const dlq = QueueName.deadLetter(q)
