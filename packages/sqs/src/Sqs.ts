@@ -222,7 +222,6 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
       receive: receiveOnce,
       urlOf: queues.urlOf,
       release: claims.release,
-      isOpen: (message, now) => holdings.isOpen(message.receipt, now),
       health,
       fibers,
       waitSeconds,

@@ -1,8 +1,8 @@
 /**
  * The long-poll subscription: an idle consumer gets a message in about one
  * long-poll round trip (not a poll period), and an interrupted subscription
- * gives back everything it claimed — including what a poll still in flight
- * brings back after the interruption.
+ * gives back everything it claimed and its reader did not pull — including
+ * what a poll still in flight brings back after the interruption.
  */
 import { Consumer, type Message, Messaging, MessageNotification } from "@conveyor/core"
 import { assert, describe, it } from "@effect/vitest"
@@ -71,26 +71,31 @@ describe("sqs: long-poll subscription", () => {
       assert.sameMembers(received.map((message) => message.id), [...ids], "all back within a second, not after 30 s")
     }), 30_000)
 
-  it.live("deliveries a subscription emitted and nobody settled are made visible when it ends", () =>
+  it.live("what a subscription's reader pulled is the reader's after the end; what it held unpulled goes back at once", () =>
     Effect.gen(function*() {
       const { m, q } = yield* setup
       yield* m.sendBatch(q, Array.from({ length: 10 }, (_, n) => n))
-      const taken = yield* m.subscribe([q], { visibilityTimeout: "30 seconds", prefetch: 5 }).pipe(
+      // The first chunk the reader pulls, whole: a `take(1)` of elements would drop the rest
+      // of that chunk, which the subscription cannot tell from messages being handled.
+      const [pulled] = yield* m.subscribe([q], { visibilityTimeout: "30 seconds", prefetch: 5 }).pipe(
         Stream.filter(MessageNotification.$is("Message")),
+        Stream.chunks,
         Stream.take(1),
-        Stream.tap((delivery) => m.ack(delivery.message.receipt)),
         Stream.runCollect
       )
-      assert.strictEqual(taken.length, 1)
+      assert.isDefined(pulled)
+      // Still held after the end: every receipt settles.
+      for (const delivery of pulled!) yield* m.ack(delivery.message.receipt)
+      const rest = 10 - pulled!.length
       let back = 0
-      for (let i = 0; i < 40 && back < 9; i++) {
+      for (let i = 0; i < 40 && back < rest; i++) {
         back += (yield* m.receive(q, long)).length
-        if (back < 9) yield* Effect.sleep("25 millis")
+        if (back < rest) yield* Effect.sleep("25 millis")
       }
-      assert.strictEqual(back, 9, "the 9 buffered or dropped by take are visible again at once")
+      assert.strictEqual(back, rest, `the ${rest} never pulled are visible again at once`)
       const stats = yield* m.stats(q)
-      assert.strictEqual(stats.inFlight, 9, "the acked one is gone")
-      assert.strictEqual(stats.depth, 9)
+      assert.strictEqual(stats.inFlight, rest, "the pulled ones are acked and gone")
+      assert.strictEqual(stats.depth, rest)
     }), 30_000)
 
   it.live("an explicit PollingOnly consumer works on short receives", () =>

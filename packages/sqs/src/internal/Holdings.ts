@@ -50,8 +50,6 @@ export interface Holdings {
   readonly extend: (token: Token, deadline: number) => void
   /** When the claim lapses, extensions included. */
   readonly deadlineOf: (token: Token) => number
-  /** Whether this layer still holds the claim unsettled at `now`. */
-  readonly isOpen: (receipt: Message.Receipt, now: number) => boolean
 }
 
 export const make = (): Holdings => {
@@ -96,11 +94,6 @@ export const make = (): Holdings => {
       if (entry === undefined) entries.set(token.handle, { deadline, settling: false })
       else entry.deadline = deadline
     },
-    deadlineOf: (token) => entries.get(token.handle)?.deadline ?? token.deadline,
-    isOpen: (receipt, now) => {
-      if (!isToken(receipt.token)) return false
-      const entry = entries.get(receipt.token.handle)
-      return entry !== undefined && !entry.settling && now < entry.deadline
-    }
+    deadlineOf: (token) => entries.get(token.handle)?.deadline ?? token.deadline
   }
 }

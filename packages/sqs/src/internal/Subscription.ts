@@ -10,13 +10,13 @@
  * (aborting the HTTP request leaves them invisible for a whole visibility
  * timeout). So each poll runs in the layer's fiber set, outside the
  * subscription; an interrupted subscription stops waiting for it at once and
- * leaves a fiber that makes whatever it brings back visible again. And, as
- * an AMQP channel's close requeues its unacked deliveries, the end of a
- * subscription makes every delivery it emitted and nobody settled visible
- * again: buffered, dropped by a downstream `take`, or still being handled.
+ * leaves a fiber that makes whatever it brings back visible again. What the
+ * subscription claimed and its reader has not pulled yet (buffered, or being
+ * handed over) goes back at once when it ends; what the reader pulled is the
+ * reader's to settle, after the end too (DESIGN §3, `subscribe`).
  */
 import { Durations, type Message, MessageNotification, type Messaging, type MessagingError, type QueueName } from "@conveyor/core"
-import { Clock, Effect, Fiber, FiberSet, Option, Queue, type Schedule, Stream, SubscriptionRef } from "effect"
+import { Effect, Fiber, FiberSet, Option, Queue, type Schedule, Stream, SubscriptionRef } from "effect"
 import { maxBatch } from "./limits.ts"
 import type { Request } from "./Receiver.ts"
 
@@ -25,8 +25,6 @@ export interface Deps {
   readonly urlOf: (queue: QueueName.QueueName) => Effect.Effect<string, MessagingError.MessagingError>
   /** Makes claimed messages visible again at once. */
   readonly release: (messages: ReadonlyArray<Message.QueuedMessage>) => Effect.Effect<void>
-  /** Whether a delivery is still held and unsettled. */
-  readonly isOpen: (message: Message.QueuedMessage, now: number) => boolean
   readonly health: SubscriptionRef.SubscriptionRef<MessageNotification.PushHealth>
   /** The layer's fibers: polls outlive the subscription that started them, not the layer. */
   readonly fibers: FiberSet.FiberSet<unknown, unknown>
@@ -53,19 +51,12 @@ export const subscribe = (
     const prefetch = Math.max(1, Math.floor(options.prefetch ?? deps.defaultPrefetch))
     const visibilityMs = Durations.millis(options.visibilityTimeout)
     const out = yield* Queue.bounded<MessageNotification.MessageNotification, MessagingError.MessagingError>(prefetch)
-    // Every delivery handed to `out`, until seen settled. Added first, so it runs last:
-    // after the pollers stopped, whatever nobody settled goes back.
-    const emitted = new Set<Message.QueuedMessage>()
-    let pruneAt = 64
-    const forgetSettled = (now: number) => {
-      for (const message of emitted) if (!deps.isOpen(message, now)) emitted.delete(message)
-      pruneAt = Math.max(64, 2 * emitted.size)
-    }
+    // Added first, so it runs last: after the pollers stopped, what nobody pulled goes back.
     yield* Effect.addFinalizer(() =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        forgetSettled(now)
-        return deps.release([...emitted])
-      })
+      Queue.clear(out).pipe(
+        Effect.flatMap((held) => deps.release(held.flatMap((n) => n._tag === "Message" ? [n.message] : []))),
+        Effect.ignore
+      )
     )
 
     const handOver = (messages: ReadonlyArray<Message.QueuedMessage>) =>
@@ -74,11 +65,8 @@ export const subscribe = (
         return Effect.whileLoop({
           while: () => given < messages.length,
           body: () => Queue.offer(out, MessageNotification.Message({ message: messages[given]! })),
-          step: () => emitted.add(messages[given++]!)
-        }).pipe(
-          Effect.onInterrupt(() => deps.release(messages.slice(given))),
-          Effect.andThen(emitted.size >= pruneAt ? Effect.map(Clock.currentTimeMillis, forgetSettled) : Effect.void)
-        )
+          step: () => given++
+        }).pipe(Effect.onInterrupt(() => deps.release(messages.slice(given))))
       })
 
     const pollOnce = (queue: QueueName.QueueName) =>
