@@ -17,6 +17,13 @@ export interface Capabilities {
   readonly fallbackPollingInterval: Duration.Duration
   readonly fetchById: boolean
   readonly delayedDelivery: boolean
+  /**
+   * Set where delays count in whole steps of this much (rounded up: never early, up to a step
+   * late) and the server shows a due message when it will, so no consumer can claim it at its
+   * due instant (SQS: 1 s). Absent: the due time is kept to the millisecond and a Hybrid
+   * consumer gets a delayed message within 20 ms of it (p99).
+   */
+  readonly delayPrecision?: Duration.Duration
   readonly deadLetter: boolean
 }
 

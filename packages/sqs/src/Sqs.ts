@@ -61,6 +61,8 @@ export const capabilities: Messaging.Capabilities = {
   fallbackPollingInterval: Duration.seconds(30),
   fetchById: false,
   delayedDelivery: true,
+  // DelaySeconds: whole seconds, and SQS shows a due message when it does (DESIGN §5).
+  delayPrecision: Duration.seconds(1),
   deadLetter: true
 }
 
