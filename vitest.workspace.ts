@@ -6,6 +6,7 @@ export default [
   "packages/pgmq",
   "packages/rabbitmq",
   "packages/redis",
+  "packages/sqs",
   "packages/backend",
   "packages/demo",
   "packages/bench"

@@ -2,11 +2,22 @@ import { Backend } from "@conveyor/backend"
 import { Messaging, QueueName } from "@conveyor/core"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
+import { buildApp } from "fauxqs"
 
 // The real servers on 127.0.0.1; DATABASE_URL / RABBITMQ_URL / REDIS_URL override them.
 const databaseUrl = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
 const rabbitMqUrl = process.env["RABBITMQ_URL"] ?? "amqp://guest:guest@127.0.0.1:5672"
 const redisUrl = process.env["REDIS_URL"] ?? Backend.defaultRedisUrl
+
+/** An SQS emulator on loopback for the test's scope (never fauxqs's own starters: they bind 0.0.0.0). */
+const sqsEmulator = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const app = buildApp({ logger: false, host: "127.0.0.1" })
+    const address = await app.listen({ host: "127.0.0.1", port: 0 })
+    return { app, endpoint: address.replace("localhost", "127.0.0.1") }
+  }),
+  ({ app }) => Effect.promise(() => app.close())
+)
 
 /** `Backend.layerConfig` reading exactly `env`, nothing from the process. */
 const selected = (env: Record<string, string>) =>
@@ -71,6 +82,39 @@ describe("Backend.layerConfig", () => {
     Effect.gen(function*() {
       const result = yield* roundTrip.pipe(Effect.provide(selected({ MESSAGING_BACKEND: "redis" })))
       assert.deepStrictEqual(result, expected("redis"))
+    }), 30_000)
+
+  it.live("selects SQS with SQS_ENDPOINT and a key pair: a round trip on an emulator", () =>
+    Effect.gen(function*() {
+      const { endpoint } = yield* sqsEmulator
+      const result = yield* roundTrip.pipe(
+        Effect.provide(selected({
+          MESSAGING_BACKEND: "sqs",
+          SQS_ENDPOINT: endpoint,
+          AWS_REGION: "eu-west-1",
+          AWS_ACCESS_KEY_ID: "test",
+          AWS_SECRET_ACCESS_KEY: "test-secret"
+        }))
+      )
+      assert.deepStrictEqual(result, expected("sqs"))
+    }), 30_000)
+
+  it.live("SQS: an unreachable endpoint is a ConnectionError that never shows the secret key", () =>
+    Effect.gen(function*() {
+      const secret = "s3cr3t-never-shown"
+      // Port 9 (discard) is closed on loopback: the connection is refused.
+      const error = yield* roundTrip.pipe(
+        Effect.provide(selected({
+          MESSAGING_BACKEND: "sqs",
+          SQS_ENDPOINT: "http://127.0.0.1:9",
+          AWS_ACCESS_KEY_ID: "test",
+          AWS_SECRET_ACCESS_KEY: secret
+        })),
+        Effect.flip
+      )
+      assert.strictEqual(error._tag, "ConnectionError")
+      assert.notInclude(JSON.stringify(error), secret)
+      assert.notInclude(String(error), secret)
     }), 30_000)
 
   it.effect("refuses an unknown backend with a ConfigError naming the variable and the choices", () =>

@@ -1,1 +1,1 @@
-export {}
+export * as Sqs from "./Sqs.ts"

@@ -1,0 +1,112 @@
+/**
+ * `subscribe` as long polling: per queue, a loop of ReceiveMessage calls that
+ * wait up to `waitSeconds` and return as soon as a message arrives, emitting
+ * each claimed message as a `Message` delivery. SQS has no push; this is the
+ * closest it comes, and it needs no fallback poll: every poll sees the whole
+ * backlog, so nothing sent before or during an outage is missed.
+ *
+ * Releasing on interruption. A long poll cannot be called off safely: the
+ * server may already have claimed messages for an answer nobody will read
+ * (aborting the HTTP request leaves them invisible for a whole visibility
+ * timeout). So each poll runs in the layer's fiber set, outside the
+ * subscription; an interrupted subscription stops waiting for it at once and
+ * leaves a fiber that makes whatever it brings back visible again. And, as
+ * an AMQP channel's close requeues its unacked deliveries, the end of a
+ * subscription makes every delivery it emitted and nobody settled visible
+ * again: buffered, dropped by a downstream `take`, or still being handled.
+ */
+import { Durations, type Message, MessageNotification, type Messaging, type MessagingError, type QueueName } from "@conveyor/core"
+import { Clock, Effect, Fiber, FiberSet, Option, Queue, type Schedule, Stream, SubscriptionRef } from "effect"
+import { maxBatch } from "./limits.ts"
+import type { Request } from "./Receiver.ts"
+
+export interface Deps {
+  readonly receive: (request: Request) => Effect.Effect<ReadonlyArray<Message.QueuedMessage>, MessagingError.MessagingError>
+  readonly urlOf: (queue: QueueName.QueueName) => Effect.Effect<string, MessagingError.MessagingError>
+  /** Makes claimed messages visible again at once. */
+  readonly release: (messages: ReadonlyArray<Message.QueuedMessage>) => Effect.Effect<void>
+  /** Whether a delivery is still held and unsettled. */
+  readonly isOpen: (message: Message.QueuedMessage, now: number) => boolean
+  readonly health: SubscriptionRef.SubscriptionRef<MessageNotification.PushHealth>
+  /** The layer's fibers: polls outlive the subscription that started them, not the layer. */
+  readonly fibers: FiberSet.FiberSet<unknown, unknown>
+  readonly waitSeconds: number
+  readonly reconnect: Schedule.Schedule<unknown, unknown>
+  readonly defaultPrefetch: number
+}
+
+// Only changes are published: pushHealth emits transitions, not every poll.
+const markDegraded = (deps: Deps, error: MessagingError.MessagingError) =>
+  SubscriptionRef.updateSome(deps.health, (state) =>
+    state._tag === "Degraded" ? Option.none() : Option.some(MessageNotification.PushHealth.Degraded({ reason: error.message })))
+
+const markRecovered = (deps: Deps) =>
+  SubscriptionRef.updateSome(deps.health, (state) =>
+    state._tag === "Degraded" ? Option.some(MessageNotification.PushHealth.Reconnected()) : Option.none())
+
+export const subscribe = (
+  deps: Deps,
+  queues: ReadonlyArray<QueueName.QueueName>,
+  options: Messaging.SubscribeOptions
+): Stream.Stream<MessageNotification.MessageNotification, MessagingError.MessagingError> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const prefetch = Math.max(1, Math.floor(options.prefetch ?? deps.defaultPrefetch))
+    const visibilityMs = Durations.millis(options.visibilityTimeout)
+    const out = yield* Queue.bounded<MessageNotification.MessageNotification, MessagingError.MessagingError>(prefetch)
+    // Every delivery handed to `out`, until seen settled. Added first, so it runs last:
+    // after the pollers stopped, whatever nobody settled goes back.
+    const emitted = new Set<Message.QueuedMessage>()
+    let pruneAt = 64
+    const forgetSettled = (now: number) => {
+      for (const message of emitted) if (!deps.isOpen(message, now)) emitted.delete(message)
+      pruneAt = Math.max(64, 2 * emitted.size)
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        forgetSettled(now)
+        return deps.release([...emitted])
+      })
+    )
+
+    const handOver = (messages: ReadonlyArray<Message.QueuedMessage>) =>
+      Effect.suspend(() => {
+        let given = 0
+        return Effect.whileLoop({
+          while: () => given < messages.length,
+          body: () => Queue.offer(out, MessageNotification.Message({ message: messages[given]! })),
+          step: () => emitted.add(messages[given++]!)
+        }).pipe(
+          Effect.onInterrupt(() => deps.release(messages.slice(given))),
+          Effect.andThen(emitted.size >= pruneAt ? Effect.map(Clock.currentTimeMillis, forgetSettled) : Effect.void)
+        )
+      })
+
+    const pollOnce = (queue: QueueName.QueueName) =>
+      Effect.gen(function*() {
+        const url = yield* deps.urlOf(queue)
+        const request: Request = { queue, url, max: Math.min(prefetch, maxBatch), visibilityMs, waitSeconds: deps.waitSeconds }
+        const poll = yield* FiberSet.run(deps.fibers, deps.receive(request))
+        return yield* Fiber.join(poll).pipe(
+          Effect.onInterrupt(() =>
+            FiberSet.run(deps.fibers, Fiber.join(poll).pipe(Effect.flatMap(deps.release), Effect.ignore))
+          )
+        )
+      })
+
+    const pollLoop = (queue: QueueName.QueueName) =>
+      pollOnce(queue).pipe(
+        Effect.tapError((error) => error._tag === "ConnectionError" ? markDegraded(deps, error) : Effect.void),
+        Effect.retry({ schedule: deps.reconnect, while: (error) => error._tag === "ConnectionError" }),
+        Effect.tap(() => markRecovered(deps)),
+        Effect.flatMap(handOver),
+        Effect.forever,
+        Effect.catch((error) => Queue.fail(out, error))
+      )
+
+    // SQS answers at most 10 per call: enough concurrent polls per queue to fill the prefetch.
+    const pollers = Math.ceil(prefetch / maxBatch)
+    for (const queue of queues) {
+      for (let i = 0; i < pollers; i++) yield* Effect.forkScoped(pollLoop(queue))
+    }
+    return Stream.fromQueue(out)
+  }))
