@@ -5,7 +5,8 @@ export const providers = {
   memory: () => import("./memory.ts"),
   pgmq: () => import("./pgmq.ts"),
   rabbitmq: () => import("./rabbitmq.ts"),
-  redis: () => import("./redis.ts")
+  redis: () => import("./redis.ts"),
+  sqs: () => import("./sqs.ts")
 } satisfies Record<string, () => Promise<{ readonly provider: Provider }>>
 
 export type ProviderName = keyof typeof providers
