@@ -4,7 +4,9 @@ import type { Provider } from "./Provider.ts"
 export const providers = {
   memory: () => import("./memory.ts"),
   pgmq: () => import("./pgmq.ts"),
-  rabbitmq: () => import("./rabbitmq.ts")
+  rabbitmq: () => import("./rabbitmq.ts"),
+  redis: () => import("./redis.ts"),
+  sqs: () => import("./sqs.ts")
 } satisfies Record<string, () => Promise<{ readonly provider: Provider }>>
 
 export type ProviderName = keyof typeof providers

@@ -53,7 +53,7 @@ const writeResults = (data: unknown) =>
 
 const bench = Command.make("bench", {
   selection: Argument.String("selection").pipe(
-    Argument.withDescription("Providers (memory, pgmq, rabbitmq), workloads (w1, w2, w3), subjects (raw, graphile-worker, pg-boss…)"),
+    Argument.withDescription("Providers (memory, pgmq, rabbitmq, redis, sqs), workloads (w1, w2, w3), subjects (raw, graphile-worker, pg-boss…)"),
     Argument.variadic()
   ),
   quick: Flag.Boolean("quick").pipe(
