@@ -117,11 +117,14 @@ export const subscribe = (
           Effect.sync(() => {
             for (const message of messages) held.add(message.receipt)
           }))))
+      // Read before the claim: the script's `now` comes later, so a due time counted from here is
+      // never after the real one, however long the reply took (a slow reply costs one more claim,
+      // not lateness).
+      const now = yield* Clock.currentTimeMillis
       // One queue woke (the usual case): no fibers to fork for it.
       const claims = batch.length === 1
         ? [yield* claimOne(batch[0]!)]
         : yield* Effect.forEach(batch, claimOne, { concurrency: "unbounded" })
-      const now = yield* Clock.currentTimeMillis
       const out: Array<MessageNotification.MessageNotification> = []
       claims.forEach(({ messages, reply }, i) => {
         const queue = batch[i]!
