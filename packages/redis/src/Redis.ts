@@ -115,8 +115,8 @@ export const make = (
           ? Effect.retry(effect, { schedule: reconnect, while: (e) => e._tag === "ConnectionError" })
           : Effect.fail(error))
 
-    const tracker = Tracker.make(() => settle)
-    const settle: Settle.Settle = yield* Settle.make(redis, keys, group, (receipt) => tracker.settled(receipt))
+    const settle = yield* Settle.make(redis, keys, group)
+    const tracker = Tracker.make(settle)
     const claim = Claim.make(redis, keys, group, consumer, settle)
     const health = yield* SubscriptionRef.make<MessageNotification.PushHealth>(MessageNotification.PushHealth.Connected())
     const queues = Queues.make(redis, keys, group)

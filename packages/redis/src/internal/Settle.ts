@@ -33,15 +33,10 @@ export interface Settle {
   readonly deadLetterAll: (receipts: ReadonlyArray<Message.Receipt>) => Effect.Effect<Outcome, MessagingError.MessagingError>
 }
 
-/**
- * `onSettled` hears of every receipt that no longer needs returning (settled
- * or found stale), so subscriptions stop tracking it.
- */
 export const make = (
   redis: EffectRedis.Redis["Service"],
   keys: Keys,
-  group: string,
-  onSettled: (receipt: Message.Receipt) => void
+  group: string
 ): Effect.Effect<Settle> =>
   Effect.gen(function*() {
     /** Checks the receipts (never sending a forged one), runs `call` on the rest, one Exit per item. */
@@ -69,9 +64,7 @@ export const make = (
         if (queue === undefined || sent.length === 0) return Effect.succeed(results as Outcome)
         return Effect.map(Effect.mapError(call(queue as QueueName.QueueName, args), fromRedis(operation, queue)), (held) => {
           sent.forEach((index, n) => {
-            const receipt = items[index]!.receipt
-            results[index] = held[n] === 1 ? Exit.void : Exit.fail(Receipts.stale(receipt))
-            if (operation !== "extend_visibility" || held[n] !== 1) onSettled(receipt)
+            results[index] = held[n] === 1 ? Exit.void : Exit.fail(Receipts.stale(items[index]!.receipt))
           })
           return results as Outcome
         })

@@ -6,7 +6,9 @@
  * reserved connection for a new entry in any of the queues' streams or wake
  * streams (delayed sends and nacks write there), for at most the time until
  * the next known due time, and at most `blockTimeout` (claims made by other
- * consumers may expire unseen).
+ * consumers may expire unseen). Redis ends a BLOCK on its own timer tick
+ * only (`hz` 10: up to 100 ms late), so a wait that ends at a due time is
+ * ended by our clock: `CLIENT UNBLOCK` of the reserved connection, at once.
  *
  * Why XREAD and not XREADGROUP BLOCK: a blocked XREADGROUP claims entries on
  * the server as they arrive, so a reply lost with its connection (killed,
@@ -16,11 +18,11 @@
  *
  * A lost connection degrades push health; the subscription reserves a new
  * one on the reconnect schedule, reports `Reconnected` and claims every
- * queue again. Deliveries emitted but not settled when the stream ends are
- * returned at once.
+ * queue again. Deliveries claimed but not emitted when the stream ends are
+ * returned at once; the ones emitted are the subscriber's to settle.
  */
 import { Durations, MessageNotification, type Messaging, type MessagingError, type QueueName } from "@conveyor/core"
-import { Clock, Effect, Exit, type Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Duration, Effect, Exit, type Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import type * as EffectRedis from "effect/persistence/Redis"
 import type { ClaimStep } from "./Claim.ts"
 import { fromRedis, isReply } from "./errors.ts"
@@ -48,6 +50,8 @@ const repliedKeys = (reply: unknown): Iterable<string> => {
 
 interface Reserved {
   readonly connection: EffectRedis.Connection
+  /** Its `CLIENT ID`, for `CLIENT UNBLOCK`. */
+  readonly id: string
   readonly scope: Scope.Closeable
 }
 
@@ -82,22 +86,24 @@ export const subscribe = (
     })
     yield* Effect.addFinalizer(() => Effect.andThen(dropConnection, deps.tracker.close(held)))
 
+    const reserve = Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      return yield* Effect.gen(function*() {
+        const connection = yield* Scope.provide(deps.redis.reserve, scope)
+        const id = yield* connection.send<number>("CLIENT", "ID")
+        return { connection, id: String(id), scope }
+      }).pipe(Effect.mapError(fromRedis("subscribe")), Effect.onError(() => Scope.close(scope, Exit.void)))
+    })
+
     const connection = Effect.suspend(() => {
-      if (reserved !== undefined) return Effect.succeed(reserved.connection)
+      if (reserved !== undefined) return Effect.succeed(reserved)
       return Effect.gen(function*() {
-        const scope = yield* Scope.make()
-        const connection = yield* deps.redis.reserve.pipe(
-          Scope.provide(scope),
-          Effect.mapError(fromRedis("subscribe")),
-          Effect.retry({ schedule: deps.reconnect, while: (error) => error._tag === "ConnectionError" }),
-          Effect.onError(() => Scope.close(scope, Exit.void))
-        )
-        reserved = { connection, scope }
+        reserved = yield* Effect.retry(reserve, { schedule: deps.reconnect, while: (error) => error._tag === "ConnectionError" })
         if (lost) {
           lost = false
           yield* SubscriptionRef.set(deps.health, MessageNotification.PushHealth.Reconnected())
         }
-        return connection
+        return reserved
       })
     })
 
@@ -111,11 +117,14 @@ export const subscribe = (
           Effect.sync(() => {
             for (const message of messages) held.add(message.receipt)
           }))))
+      // Read before the claim: the script's `now` comes later, so a due time counted from here is
+      // never after the real one, however long the reply took (a slow reply costs one more claim,
+      // not lateness).
+      const now = yield* Clock.currentTimeMillis
       // One queue woke (the usual case): no fibers to fork for it.
       const claims = batch.length === 1
         ? [yield* claimOne(batch[0]!)]
         : yield* Effect.forEach(batch, claimOne, { concurrency: "unbounded" })
-      const now = yield* Clock.currentTimeMillis
       const out: Array<MessageNotification.MessageNotification> = []
       claims.forEach(({ messages, reply }, i) => {
         const queue = batch[i]!
@@ -125,7 +134,11 @@ export const subscribe = (
         else dueAt.set(queue, now + Math.max(0, reply.nextDue - reply.now))
         // A full batch: probably more waiting, claim again before blocking.
         if (messages.length === prefetch) pending.add(queue)
-        for (const message of messages) out.push(MessageNotification.Message({ message }))
+        // Emitted now: the subscriber's from here on, not returned when the stream ends.
+        for (const message of messages) {
+          held.emitted(message.receipt)
+          out.push(MessageNotification.Message({ message }))
+        }
       })
       return out
     })
@@ -139,21 +152,26 @@ export const subscribe = (
       let waitMs = deps.blockTimeoutMs
       for (const at of dueAt.values()) waitMs = Math.min(waitMs, at - now)
       if (waitMs <= 0) return markDue(now)
-      const conn = yield* connection
+      const { connection: conn, id } = yield* connection
       const cursors = [...unique.map((queue) => streamCursor.get(queue) ?? "$"), ...unique.map((queue) => wakeCursor.get(queue) ?? "$")]
-      const reply = yield* Effect.result(
-        conn.send<unknown>(
-          "XREAD",
-          "COUNT",
-          "1",
-          "BLOCK",
-          String(Math.ceil(waitMs)),
-          "STREAMS",
-          ...streamKeys,
-          ...wakeKeys,
-          ...cursors
-        )
+      const read = conn.send<unknown>(
+        "XREAD",
+        "COUNT",
+        "1",
+        "BLOCK",
+        String(Math.ceil(waitMs)),
+        "STREAMS",
+        ...streamKeys,
+        ...wakeKeys,
+        ...cursors
       )
+      // A due time ends the wait on our clock, not on Redis's next timer tick.
+      const unblockWhenDue = Effect.sleep(Duration.millis(waitMs)).pipe(
+        Effect.andThen(deps.redis.send("CLIENT", "UNBLOCK", id)),
+        Effect.ignore,
+        Effect.andThen(Effect.never)
+      )
+      const reply = yield* Effect.result(waitMs < deps.blockTimeoutMs ? Effect.raceFirst(read, unblockWhenDue) : read)
       if (reply._tag === "Failure") {
         yield* dropConnection
         if (isReply(reply.failure)) return yield* Effect.fail(fromRedis("subscribe")(reply.failure))
