@@ -1,3 +1,4 @@
 import { defineProject } from "vitest/config"
 
-export default defineProject({ test: { name: "rabbitmq", include: ["test/**/*.test.ts"] } })
+// test/latency.test.ts is the project rabbitmq-latency (vitest.workspace.ts).
+export default defineProject({ test: { name: "rabbitmq", include: ["test/**/*.test.ts"], exclude: ["test/latency.test.ts"] } })

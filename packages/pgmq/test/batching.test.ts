@@ -4,7 +4,7 @@
  * statements carry one each. Also: work inside the caller's transaction is
  * never batched with work outside it.
  */
-import { Messaging, Observability, type QueueName } from "@conveyor/core"
+import { type Message, Messaging, Observability, type QueueName } from "@conveyor/core"
 import { assert, layer } from "@effect/vitest"
 import { Context, Effect, Fiber, Metric, Queue, Stream } from "effect"
 import { SqlClient } from "effect/sql"
@@ -95,21 +95,37 @@ layer(testLayer(), { excludeTestServices: true, timeout: "30 seconds" })("pgmq b
       yield* Fiber.interrupt(fiber)
     }))
 
-  it.effect("a subscription interrupted while its batched claims run loses nothing: every message is visible again", () =>
+  it.effect("a subscription interrupted while its batched claims run: what it emitted stays the caller's, everything else is visible again at once", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
-      const first = yield* Queue.unbounded<void>()
+      const emitted = yield* Queue.unbounded<Message.QueuedMessage>()
+      // The reader takes three and then stalls: the batch's other claims run (prefetch 10) while it is interrupted.
       const fiber = yield* m.subscribe([q], { visibilityTimeout: "30 seconds", prefetch: 10 }).pipe(
-        Stream.runForEach(() => Queue.offer(first, undefined)),
+        Stream.runForEach((n) =>
+          n._tag !== "Message"
+            ? Effect.die(`announced ${n._tag}`)
+            : Effect.flatMap(Queue.offer(emitted, n.message), () =>
+              Effect.flatMap(Queue.size(emitted), (size) => size >= 3 ? Effect.never : Effect.void))
+        ),
         Effect.forkChild
       )
       yield* Effect.sleep("200 millis")
       const ids = yield* m.sendBatch(q, Array.from({ length: 50 }, (_, i) => i))
-      yield* Queue.take(first).pipe(Effect.timeout("3 seconds"))
+      const taken = yield* Effect.forEach([1, 2, 3], () => Queue.take(emitted).pipe(Effect.timeout("3 seconds")))
       yield* Fiber.interrupt(fiber)
+      assert.strictEqual(yield* Queue.size(emitted), 0, "nothing emitted after the reader stalled")
       const back = yield* m.receive(q, long)
-      assert.deepStrictEqual(back.map((message) => message.id).sort(), [...ids].sort(), "none held past the end")
+      const takenIds = taken.map((message) => message.id)
+      assert.deepStrictEqual(
+        [...back.map((message) => message.id), ...takenIds].sort(),
+        [...ids].sort(),
+        "each message either emitted or visible again at once, none lost, none both"
+      )
+      // The emitted ones are still claimed for the caller: they settle after the end.
+      yield* Effect.forEach(taken, (message) => m.ack(message.receipt), { discard: true })
+      yield* Effect.forEach(back, (message) => m.ack(message.receipt), { discard: true })
+      assert.deepStrictEqual(yield* m.receive(q, long), [], "all settled")
     }))
 
   it.effect("concurrent acks are one statement; a stale receipt among them fails only its caller", () =>

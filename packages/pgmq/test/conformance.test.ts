@@ -1,4 +1,5 @@
 import { Conformance } from "@conveyor/testkit"
 import { testLayer } from "./support.ts"
 
-Conformance.suite({ name: "pgmq", layer: testLayer(), clock: "live" })
+// The latency cases run from latency.test.ts, in a vitest group of their own.
+Conformance.suite({ name: "pgmq", layer: testLayer(), clock: "live", part: "shared" })

@@ -1,5 +1,6 @@
 import { Conformance } from "@conveyor/testkit"
 import { layer } from "./support.ts"
 
-Conformance.suite({ name: "rabbitmq (classic)", layer: layer(), clock: "live" })
-Conformance.suite({ name: "rabbitmq (quorum)", layer: layer({ queueKind: "quorum" }), clock: "live" })
+// The latency cases run from latency.test.ts, in a vitest group of their own.
+Conformance.suite({ name: "rabbitmq (classic)", layer: layer(), clock: "live", part: "shared" })
+Conformance.suite({ name: "rabbitmq (quorum)", layer: layer({ queueKind: "quorum" }), clock: "live", part: "shared" })

@@ -3,7 +3,7 @@
  * input that must be refused before it reaches the broker.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Redacted, Ref, Schedule, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Redacted, Ref, Schedule, Stream } from "effect"
 import { Consumer, type MessageNotification, Messaging, type QueueName } from "@conveyor/core"
 import { RabbitMq } from "@conveyor/rabbitmq"
 import { closeConnectionsNamed, layer, onRawChannel, raw, rawQueueExists, uniqueConnectionName, uniqueQueue, url, withQueues } from "./support.ts"
@@ -25,26 +25,40 @@ describe("faults", () => {
       const q = uniqueQueue("flow")
       yield* withQueues(m, [q])
       const health: Array<MessageNotification.PushHealth["_tag"]> = []
-      yield* m.pushHealth.pipe(Stream.runForEach((h) => Effect.sync(() => health.push(h._tag))), Effect.forkScoped)
+      const reconnected = yield* Deferred.make<void>()
+      yield* m.pushHealth.pipe(
+        Stream.runForEach((h) =>
+          Effect.andThen(
+            Effect.sync(() => health.push(h._tag)),
+            h._tag === "Reconnected" ? Deferred.succeed(reconnected, undefined) : Effect.void
+          )
+        ),
+        Effect.forkScoped
+      )
       const processed = new Set<number>()
       yield* Consumer.run([q], (message) => Effect.sync(() => processed.add(message.payload as number)), {
         concurrency: 8,
         batchSize: 16,
         visibilityTimeout: "30 seconds"
       }).pipe(Effect.forkScoped)
-      const total = 600
       const sent = yield* Ref.make(0)
+      const sendNext = Effect.flatMap(Ref.get(sent), (n) => m.send(q, n)).pipe(
+        Effect.andThen(Ref.update(sent, (k) => k + 1)),
+        Effect.andThen(Effect.sleep("2 millis"))
+      )
       // The producer shares the layer (and so the connection being closed): send retries through the reconnect.
-      const producer = yield* Effect.forEach(
-        Array.from({ length: total }, (_, n) => n),
-        (n) => Effect.andThen(m.send(q, n), Ref.update(sent, (k) => k + 1)).pipe(Effect.andThen(Effect.sleep("2 millis"))),
-        { discard: true }
-      ).pipe(Effect.forkChild)
-      yield* eventually("a third is processed", Effect.sync(() => processed.size >= total / 3))
+      // It sends until the reconnect is reported and 200 more after: `rabbitmqctl` takes seconds to close the
+      // connection, so a fixed count could all be sent and processed before the close lands.
+      const producer = yield* Effect.gen(function*() {
+        while (!(yield* Deferred.isDone(reconnected))) yield* sendNext
+        yield* Effect.repeat(sendNext, { times: 199 })
+      }).pipe(Effect.forkChild)
+      yield* eventually("200 processed", Effect.sync(() => processed.size >= 200))
       assert.strictEqual(yield* closeConnectionsNamed(name), 1)
       yield* Fiber.join(producer)
-      assert.strictEqual(yield* Ref.get(sent), total)
+      const total = yield* Ref.get(sent)
       yield* eventually(`all ${total} processed`, Effect.sync(() => processed.size === total))
+      assert.deepStrictEqual([...processed].sort((a, b) => a - b), Array.from({ length: total }, (_, n) => n))
       assert.deepStrictEqual(health.slice(0, 3), ["Connected", "Degraded", "Reconnected"])
       yield* eventually("the queue is drained", Effect.orDie(Effect.map(m.stats(q), (s) => s.depth === 0)))
     }).pipe(Effect.scoped, Effect.provide(layer({ connectionName: name })))

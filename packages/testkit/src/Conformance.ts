@@ -22,6 +22,12 @@ export interface Options {
   readonly clock: Harness.ClockMode
   /** Whether a single consumer sees each queue's messages in send order (default true). */
   readonly fifo?: boolean
+  /**
+   * Which tests to register (default `"all"`): `"shared"` leaves out the ones that run `alone`,
+   * `"alone"` registers only those — for a file run in a vitest group of its own, so that no
+   * other test file competes for the cores while it measures milliseconds.
+   */
+  readonly part?: "all" | "shared" | "alone"
 }
 
 export interface Context {
@@ -53,11 +59,13 @@ export const suite = (options: Options): void => {
     concurrent: false
   })(`conformance: ${options.name}`, (it) => {
     const context: Context = {
-      test: (name, body, test) =>
-        it.effect(name, body, {
-          timeout: testTimeoutMs,
-          concurrent: options.clock === "live" && test?.alone !== true
-        }),
+      test: (name, body, test) => {
+        const alone = test?.alone === true
+        const part = options.part ?? "all"
+        if (part === "all" || (part === "alone") === alone) {
+          it.effect(name, body, { timeout: testTimeoutMs, concurrent: options.clock === "live" && !alone })
+        }
+      },
       h,
       options
     }

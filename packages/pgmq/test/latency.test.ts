@@ -1,0 +1,5 @@
+/** The conformance cases that measure milliseconds, run with no other test file competing (project `pgmq-latency`). */
+import { Conformance } from "@conveyor/testkit"
+import { testLayer } from "./support.ts"
+
+Conformance.suite({ name: "pgmq", layer: testLayer(), clock: "live", part: "alone" })
