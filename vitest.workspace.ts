@@ -26,5 +26,7 @@ export default [
   "packages/demo",
   "packages/bench",
   latency("pgmq", 1),
-  latency("rabbitmq", 2)
+  latency("rabbitmq", 2),
+  latency("redis", 3),
+  latency("sqs", 4)
 ]

@@ -1,4 +1,5 @@
 import { Conformance } from "@conveyor/testkit"
 import { layer } from "./support.ts"
 
-Conformance.suite({ name: "redis", layer: layer(), clock: "live" })
+// The latency cases run from latency.test.ts, in a vitest group of their own.
+Conformance.suite({ name: "redis", layer: layer(), clock: "live", part: "shared" })
