@@ -1,4 +1,4 @@
-/** The conformance cases that measure milliseconds, run with no other test file competing (project `pgmq-latency`). */
+/** The conformance cases that measure milliseconds, run with no other test file competing (project `pgmq-latency`, vitest.latency.config.ts). */
 import { Conformance } from "@conveyor/testkit"
 import { testLayer } from "./support.ts"
 

@@ -1,4 +1,4 @@
-/** The conformance cases that measure milliseconds, run with no other test file competing (project `sqs-latency`). */
+/** The conformance cases that measure milliseconds, run with no other test file competing (project `sqs-latency`, vitest.latency.config.ts). */
 import { Conformance } from "@conveyor/testkit"
 import { layer } from "./support.ts"
 
