@@ -5,7 +5,7 @@
  * claims (receive / fetch) only when pulled, so nothing is claimed ahead of
  * demand.
  */
-import { Array as Arr, Clock, Duration, Effect, Fiber, FiberSet, Option, Queue, Schedule, Stream } from "effect"
+import { Array as Arr, Clock, Duration, Effect, Fiber, FiberSet, Option, Queue, Schedule, Semaphore, Stream } from "effect"
 import type { MessageId, QueuedMessage } from "../Message.ts"
 import type { MessageNotification, PushHealth } from "../MessageNotification.ts"
 import { Messaging } from "../Messaging.ts"
@@ -142,14 +142,24 @@ export const intakePaths = (
       bufferSize: 1
     })
 
+    // Claims of a batch (sweeps) keep to `claimsInFlight`. Claims of one announced message by
+    // id run beside them, up to `batchSize` at once: messages falling due together must not
+    // wait behind one slow round trip each (they coalesce into one statement where the provider
+    // batches), and each holds at most one message, so they add at most one batch to the bound.
+    const sweeping = yield* Semaphore.make(options.claimsInFlight)
+    const byId = (signal: Signal) => signal._tag === "Claim" && Option.isSome(signal.id) && messaging.capabilities.fetchById
     const claimed = signals.pipe(
       // A claim runs in a fiber of its own that the intake's end does not interrupt: one cut
       // short after it reached the server would leave its messages held by nobody for a
       // visibility timeout (and an `onExit` sees the interruption, not the claim's result). It
       // finishes and hands on what it claimed; a claim handed on after the end goes back.
-      Stream.mapEffect((signal) => Effect.flatMap(Effect.forkDetach(Effect.tap(claim(signal), onClaimed)), Fiber.join), {
-        concurrency: options.claimsInFlight
-      })
+      Stream.mapEffect((signal) => {
+        const claiming = Effect.tap(claim(signal), onClaimed)
+        return Effect.flatMap(
+          Effect.forkDetach(byId(signal) ? claiming : Semaphore.withPermits(sweeping, 1)(claiming)),
+          Fiber.join
+        )
+      }, { concurrency: options.claimsInFlight + batchSize, unordered: true })
     )
 
     return [pushed, claimed] as const
