@@ -22,7 +22,8 @@ import {
   MessagingError,
   Observability,
   Payload,
-  QueueName
+  QueueName,
+  Reconnect
 } from "@conveyor/core"
 import * as Channel from "./internal/Channel.ts"
 import * as Codec from "./internal/Codec.ts"
@@ -55,12 +56,6 @@ export interface RabbitMqOptions {
   readonly connectionName?: string | undefined
 }
 
-export const defaultReconnect: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
-  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5)))),
-  Schedule.jittered,
-  Schedule.upTo({ times: 10 })
-)
-
 const defaultHeartbeat = Duration.seconds(10)
 const defaultPrefetch = 32
 /** A delay queue is redeclared when its last declaration is older than this (see Topology). */
@@ -81,17 +76,9 @@ export const make = (
   Effect.gen(function*() {
     const defaultKind = options.queueKind ?? "classic"
     const maxBytes = options.maxPayloadBytes ?? Payload.defaultMaxBytes
-    const reconnect = options.reconnect ?? defaultReconnect
+    const reconnect = options.reconnect ?? Reconnect.defaultSchedule
 
-    /**
-     * Publishing and claiming ride out a reconnect: a ConnectionError is retried on the
-     * reconnect schedule (each attempt awaits the live link). Nothing extra when the first try works.
-     */
-    const retryConnection = <A>(effect: Effect.Effect<A, MessagingError.MessagingError>) =>
-      Effect.catch(effect, (error) =>
-        error._tag === "ConnectionError"
-          ? Effect.retry(effect, { schedule: reconnect, while: (e) => e._tag === "ConnectionError" })
-          : Effect.fail(error))
+    const retryConnection = Reconnect.retrying(reconnect)
 
     /** Queues ensured through this layer, redeclared after every reconnect. */
     const ensured = new Map<QueueName.QueueName, Topology.QueueKind>()

@@ -23,7 +23,7 @@
  */
 import { Clock, Config, Duration, Effect, Layer, type Redacted, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
-import { Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName } from "@conveyor/core"
+import { Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName, Reconnect } from "@conveyor/core"
 import * as Claim from "./internal/Claim.ts"
 import * as Client from "./internal/Client.ts"
 import { provider } from "./internal/Codec.ts"
@@ -66,12 +66,6 @@ export interface RedisOptions extends ProviderOptions {
   readonly connectionName?: string | undefined
 }
 
-export const defaultReconnect: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
-  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5)))),
-  Schedule.jittered,
-  Schedule.upTo({ times: 10 })
-)
-
 const defaultPrefix = "conveyor:"
 const defaultGroup = "conveyor"
 const defaultPrefetch = 32
@@ -89,7 +83,6 @@ export const capabilities: Messaging.Capabilities = {
 
 const { validQueue } = Keys
 
-
 const namesOf = (options: ProviderOptions) => ({
   prefix: options.prefix ?? defaultPrefix,
   group: options.group ?? defaultGroup,
@@ -106,14 +99,9 @@ export const make = (
     yield* Keys.validate({ prefix, group, consumer })
     const keys = Keys.make(prefix, group)
     const maxBytes = options.maxPayloadBytes ?? Payload.defaultMaxBytes
-    const reconnect = options.reconnect ?? defaultReconnect
+    const reconnect = options.reconnect ?? Reconnect.defaultSchedule
 
-    /** A command cut off by a connection loss is tried again on the reconnect schedule. */
-    const retryConnection = <A>(effect: Effect.Effect<A, MessagingError.MessagingError>) =>
-      Effect.catch(effect, (error) =>
-        error._tag === "ConnectionError"
-          ? Effect.retry(effect, { schedule: reconnect, while: (e) => e._tag === "ConnectionError" })
-          : Effect.fail(error))
+    const retryConnection = Reconnect.retrying(reconnect)
 
     const settle = yield* Settle.make(redis, keys, group)
     const tracker = Tracker.make(settle)
@@ -213,7 +201,7 @@ const build = (options: RedisOptions) =>
       url: options.url,
       name: connectionNameOf(options),
       maxReserved: options.maxSubscriptions ?? defaultMaxSubscriptions,
-      reconnect: options.reconnect ?? defaultReconnect
+      reconnect: options.reconnect ?? Reconnect.defaultSchedule
     })
     return yield* Effect.provideService(make({ ...options, ...names }), EffectRedis.Redis, redis)
   })

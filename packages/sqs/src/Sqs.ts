@@ -9,7 +9,7 @@
  * message's age in `stats`, ordering on standard queues.
  */
 import { ListQueuesCommand } from "@aws-sdk/client-sqs"
-import { Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, QueueName } from "@conveyor/core"
+import { Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, QueueName, Reconnect } from "@conveyor/core"
 import { Clock, Config, Duration, Effect, FiberSet, Layer, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
 import * as Claims from "./internal/Claims.ts"
 import * as Client from "./internal/client.ts"
@@ -48,12 +48,6 @@ export interface SqsOptions {
   /** Deliveries a subscription holds unsettled when its caller states no prefetch (default 10). */
   readonly prefetch?: number | undefined
 }
-
-export const defaultReconnect: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
-  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5)))),
-  Schedule.jittered,
-  Schedule.upTo({ times: 10 })
-)
 
 export const capabilities: Messaging.Capabilities = {
   push: "message",
@@ -94,13 +88,8 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
     const holdings = Holdings.make()
     const settlement = yield* Settlement.make(client)
     const sendOne = yield* Sender.make(client, maxBytes)
-    const reconnect = options.reconnect ?? defaultReconnect
-    /** Sends and claims ride out an outage; nothing extra when the first try works. */
-    const retryConnection = <A>(effect: Effect.Effect<A, MessagingError.MessagingError>) =>
-      Effect.catch(effect, (error) =>
-        error._tag === "ConnectionError"
-          ? Effect.retry(effect, { schedule: reconnect, while: (e) => e._tag === "ConnectionError" })
-          : Effect.fail(error))
+    const reconnect = options.reconnect ?? Reconnect.defaultSchedule
+    const retryConnection = Reconnect.retrying(reconnect)
     const fibers = yield* FiberSet.make<unknown, unknown>()
     const health = yield* SubscriptionRef.make<MessageNotification.PushHealth>(MessageNotification.PushHealth.Connected())
 
