@@ -69,11 +69,14 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       }
     }
 
+    const create = (name: QueueName.QueueName) => {
+      if (!queues.has(name)) queues.set(name, new MemoryQueue())
+    }
+
     const ensureQueue = (queue: QueueName.QueueName) =>
-      Effect.sync(() => {
-        for (const name of [queue, QueueName.deadLetter(queue)]) {
-          if (!queues.has(name)) queues.set(name, new MemoryQueue())
-        }
+      Effect.map(QueueName.ensurable(queue), () => {
+        create(queue)
+        create(QueueName.deadLetter(queue))
       })
 
     const enqueue = (
@@ -212,7 +215,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
           if (nackOptions?.requeue === false) {
             target.remove(entry.seq)
             const dlq = QueueName.deadLetter(receipt.queue)
-            yield* ensureQueue(receipt.queue)
+            create(dlq)
             const deadLetters = queues.get(dlq)!
             enqueue(deadLetters, entry.body, entry.headers, now, 0)
             deadLetters.changed()

@@ -3,7 +3,9 @@
  * table names from them (`pgmq.q_<name>`, `pgmq.a_<name>`) and PostgreSQL
  * identifiers stop at 63 bytes, hence PGMQ's 47-character limit. Every queue
  * has a dead-letter queue `<name>_dlq`, which must fit that limit too, so a
- * name is at most 43 characters.
+ * queue `ensureQueue` creates is at most 43 characters; a name of 44–47 is
+ * valid only as the dead-letter queue of one (`<name>_dlq`), so it can be read,
+ * listed and settled like any queue but not ensured.
  */
 import { Brand, Effect, Result } from "effect"
 import { InvalidQueueName } from "./MessagingError.ts"
@@ -20,11 +22,15 @@ export const maxLength = pgmqMaxLength - deadLetterSuffix.length
 
 const pattern = /^[a-z_][a-z0-9_]*$/
 
+const tooLongToEnsure = (length: number) =>
+  `must be at most ${maxLength} characters (got ${length}), so that its dead-letter queue ` +
+  `(<name>${deadLetterSuffix}) fits PGMQ's ${pgmqMaxLength}-character limit`
+
 const problem = (name: string): string | undefined => {
   if (name.length === 0) return "must not be empty"
-  if (name.length > maxLength) {
-    return `must be at most ${maxLength} characters (got ${name.length}), so that its dead-letter queue ` +
-      `(<name>${deadLetterSuffix}) fits PGMQ's ${pgmqMaxLength}-character limit`
+  if (name.length > pgmqMaxLength) return `must be at most ${pgmqMaxLength} characters (got ${name.length})`
+  if (name.length > maxLength && !name.endsWith(deadLetterSuffix)) {
+    return `${tooLongToEnsure(name.length)}; only a dead-letter queue (<name>${deadLetterSuffix}) may be longer`
   }
   if (!pattern.test(name)) return "must match ^[a-z_][a-z0-9_]*$ (lower-case letters, digits, underscores; not starting with a digit)"
   return undefined
@@ -50,9 +56,17 @@ export const makeUnsafe = (name: string): QueueName => {
 export const is = (name: string): name is QueueName => problem(name) === undefined
 
 /**
- * The dead-letter queue of `queue`: `<queue>_dlq`, at most `pgmqMaxLength`
- * characters. Built from a valid name, it needs no validation; past
- * `maxLength` (from a name of 40–43 characters) `is` refuses it, since it
- * could not have a dead-letter queue of its own.
+ * The dead-letter queue of `queue`: `<queue>_dlq`. Of a queue that could be ensured it is
+ * at most `pgmqMaxLength` characters and valid (a dead-letter queue of 44–47 characters included).
  */
 export const deadLetter = (queue: QueueName): QueueName => `${queue}${deadLetterSuffix}` as QueueName
+
+/**
+ * What every provider's `ensureQueue` checks first: the queue and its dead-letter queue can
+ * both exist, i.e. the name is at most `maxLength` (a 44–47-character dead-letter queue is
+ * valid to read but has no room for a dead-letter queue of its own).
+ */
+export const ensurable = (queue: QueueName): Effect.Effect<QueueName, InvalidQueueName> =>
+  queue.length > maxLength
+    ? Effect.fail(invalid(queue, `${tooLongToEnsure(queue.length)}; a dead-letter queue this long cannot be ensured`))
+    : Effect.succeed(queue)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { QueueName } from "@conveyor/core"
-import { Result } from "effect"
+import { Effect, Result } from "effect"
 
 describe("QueueName", () => {
   it.each(["", "a".repeat(44), "a".repeat(48), "Orders", "a-b", "a;drop table x", "é", "1abc", "x'; drop table pgmq.meta; --", "\"x\"", "x.y"])(
@@ -28,6 +28,17 @@ describe("QueueName", () => {
       }
       expect(() => QueueName.makeUnsafe("q".repeat(length))).toThrow(/dead-letter queue/)
     }
+  })
+
+  it("accepts 44–47 characters only for a dead-letter queue, which cannot be ensured itself", () => {
+    const dlq = QueueName.makeUnsafe(`${"q".repeat(43)}_dlq`)
+    expect(dlq.length).toBe(47)
+    expect(Result.isFailure(QueueName.validate(`${"q".repeat(44)}_dlq`))).toBe(true)
+    expect(() => QueueName.makeUnsafe(`${"q".repeat(44)}_dlq`)).toThrow(/at most 47 characters \(got 48\)/)
+    const refused = Effect.runSync(Effect.flip(QueueName.ensurable(dlq)))
+    expect(refused._tag).toBe("InvalidQueueName")
+    expect(refused.message).toContain("cannot be ensured")
+    expect(Effect.runSync(QueueName.ensurable(QueueName.makeUnsafe("q".repeat(43))))).toBe("q".repeat(43))
   })
 
   it("the dead-letter queue of every valid name fits PGMQ's limit", () => {

@@ -159,7 +159,7 @@ export const make = (
         delayedDelivery: true,
         deadLetter: true
       },
-      ensureQueue: (queue) => valid(queue, queues.ensureQueue),
+      ensureQueue: (queue) => valid(queue, (q) => Effect.flatMap(QueueName.ensurable(q), queues.ensureQueue)),
       deleteQueue: (queue) => valid(queue, queues.deleteQueue),
       queueExists: (queue) => valid(queue, queues.queueExists),
       listQueues: queues.listQueues,

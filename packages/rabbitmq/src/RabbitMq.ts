@@ -9,7 +9,8 @@
  *
  * Not available over AMQP 0-9-1, and therefore approximated:
  * - `fetch` by id: `Unsupported` (capabilities.fetchById is false);
- * - `listQueues`: the queues this layer ensured that still exist (AMQP has no
+ * - `listQueues`: the queues this layer ensured that still exist, with their
+ *   dead-letter queues (AMQP has no
  *   listing; the management plugin's HTTP API would be another dependency);
  * - `stats.inFlight`: the deliveries this layer holds unacked; `delayed`: the
  *   messages in the delay queues this layer declared.
@@ -168,7 +169,7 @@ export const make = (
     }
 
     const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, opts?: Messaging.QueueOptions) {
-      const queue = yield* QueueName.make(name)
+      const queue = yield* QueueName.ensurable(yield* QueueName.make(name))
       const kind = opts?.kind ?? defaultKind
       yield* management.run("queue.declare", queue, (ch) => Management.declareQueue(ch, queue, kind))
       ensured.set(queue, kind)
@@ -199,8 +200,13 @@ export const make = (
     const listQueues = Effect.gen(function*() {
       const found: Array<QueueName.QueueName> = []
       for (const queue of [...ensured.keys()]) {
-        if ((yield* management.check(queue)) !== undefined) found.push(queue)
-        else ensured.delete(queue)
+        if ((yield* management.check(queue)) === undefined) {
+          ensured.delete(queue)
+          continue
+        }
+        found.push(queue)
+        const dlq = Topology.deadLetterQueue(queue)
+        if ((yield* management.check(dlq)) !== undefined) found.push(dlq)
       }
       return found.sort()
     })

@@ -81,7 +81,6 @@ export const capabilities: Messaging.Capabilities = {
   deadLetter: true
 }
 
-const { validQueue } = Keys
 
 const namesOf = (options: ProviderOptions) => ({
   prefix: options.prefix ?? defaultPrefix,
@@ -111,7 +110,7 @@ export const make = (
     const { send, sendBatch } = yield* Send.make(redis, keys, maxBytes, retryConnection)
 
     const receive = Effect.fnUntraced(function*(name: QueueName.QueueName, opts: Messaging.ReceiveOptions) {
-      const queue = yield* validQueue(name)
+      const queue = yield* QueueName.make(name)
       const visibilityMs = Math.ceil(Durations.millis(opts.visibilityTimeout))
       const max = Math.max(1, Math.floor(opts.max ?? 1))
       return (yield* retryConnection(claim(queue, max, visibilityMs))).messages
@@ -156,7 +155,7 @@ export const make = (
     const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, opts: Messaging.SubscribeOptions) =>
       Stream.unwrap(
         Effect.map(
-          Effect.forEach(queues, validQueue),
+          Effect.forEach(queues, QueueName.make),
           (valid) =>
             Subscription.subscribe({
               redis,
@@ -179,7 +178,7 @@ export const make = (
       send,
       sendBatch,
       receive,
-      fetch: (queue, id, opts) => Effect.flatMap(validQueue(queue), (valid) => fetch(valid, id, opts)),
+      fetch: (queue, id, opts) => Effect.flatMap(QueueName.make(queue), (valid) => fetch(valid, id, opts)),
       ack,
       nack,
       extendVisibility,

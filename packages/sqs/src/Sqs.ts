@@ -97,7 +97,7 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
     const receiveOnce = Receiver.make(client, holdings, claims.onUndecodable)
 
     const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, _opts?: Messaging.QueueOptions) {
-      yield* queues.ensure(yield* QueueName.make(name))
+      yield* queues.ensure(yield* QueueName.ensurable(yield* QueueName.make(name)))
     })
 
     const deleteQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {

@@ -41,15 +41,6 @@ export const validate = (options: { readonly prefix: string; readonly group: str
     yield* validateName("consumer name", options.consumer)
   })
 
-/** A queue name, or the dead-letter queue of one (which may run 4 characters past the limit). */
-export const isQueue = (name: string): name is QueueName.QueueName =>
-  QueueName.is(name) || (name.endsWith("_dlq") && QueueName.is(name.slice(0, -4)))
-
-export const validQueue = (name: string): Effect.Effect<QueueName.QueueName, MessagingError.InvalidQueueName> =>
-  name.endsWith("_dlq") && !QueueName.is(name)
-    ? Effect.map(QueueName.make(name.slice(0, -4)), QueueName.deadLetter)
-    : QueueName.make(name)
-
 export const make = (prefix: string, group: string) => {
   const cache = new Map<QueueName.QueueName, QueueKeys>()
   const of = (queue: QueueName.QueueName): QueueKeys => {

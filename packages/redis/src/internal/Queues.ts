@@ -7,7 +7,7 @@ import { type Messaging, QueueName } from "@conveyor/core"
 import { Effect } from "effect"
 import type * as EffectRedis from "effect/persistence/Redis"
 import { fromRedis, queueNotFound } from "./errors.ts"
-import { type Keys, validQueue } from "./Keys.ts"
+import type { Keys } from "./Keys.ts"
 import * as Scripts from "./scripts.ts"
 
 export const make = (redis: EffectRedis.Redis["Service"], keys: Keys, group: string) => {
@@ -18,7 +18,7 @@ export const make = (redis: EffectRedis.Redis["Service"], keys: Keys, group: str
     )
 
   const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, _opts?: Messaging.QueueOptions) {
-    const queue = yield* validQueue(name)
+    const queue = yield* QueueName.ensurable(yield* QueueName.make(name))
     yield* createGroup(queue)
     yield* createGroup(QueueName.deadLetter(queue))
     yield* redis.send("SADD", keys.registry, queue, QueueName.deadLetter(queue)).pipe(Effect.mapError(fromRedis("create", queue)))
@@ -30,7 +30,7 @@ export const make = (redis: EffectRedis.Redis["Service"], keys: Keys, group: str
   }
 
   const deleteQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
-    const queue = yield* validQueue(name)
+    const queue = yield* QueueName.make(name)
     const dlq = QueueName.deadLetter(queue)
     yield* redis.send("DEL", ...allKeys(queue), ...allKeys(dlq)).pipe(Effect.mapError(fromRedis("delete_queue", queue)))
     yield* redis.send("SREM", keys.registry, queue, dlq).pipe(Effect.mapError(fromRedis("delete_queue", queue)))
@@ -39,7 +39,7 @@ export const make = (redis: EffectRedis.Redis["Service"], keys: Keys, group: str
   })
 
   const queueExists = Effect.fnUntraced(function*(name: QueueName.QueueName) {
-    const queue = yield* validQueue(name)
+    const queue = yield* QueueName.make(name)
     return (yield* redis.send<number>("EXISTS", keys.of(queue).stream).pipe(Effect.mapError(fromRedis("queue_exists", queue)))) === 1
   })
 
@@ -47,21 +47,21 @@ export const make = (redis: EffectRedis.Redis["Service"], keys: Keys, group: str
     const names = yield* redis.send<ReadonlyArray<string>>("SMEMBERS", keys.registry).pipe(Effect.mapError(fromRedis("list_queues")))
     const found: Array<QueueName.QueueName> = []
     for (const name of names) {
-      const queue = yield* Effect.option(validQueue(name))
+      const queue = yield* Effect.option(QueueName.make(name))
       if (queue._tag === "Some" && (yield* queueExists(queue.value))) found.push(queue.value)
     }
     return found.sort()
   })
 
   const purgeQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
-    const queue = yield* validQueue(name)
+    const queue = yield* QueueName.make(name)
     const removed = yield* redis.eval(Scripts.purge)(keys.of(queue), group).pipe(Effect.mapError(fromRedis("purge", queue)))
     if (removed < 0) return yield* Effect.fail(queueNotFound(queue))
     return removed
   })
 
   const stats = Effect.fnUntraced(function*(name: QueueName.QueueName) {
-    const queue = yield* validQueue(name)
+    const queue = yield* QueueName.make(name)
     const counts = yield* redis.eval(Scripts.stats)(keys.of(queue), keys.of(QueueName.deadLetter(queue))).pipe(
       Effect.mapError(fromRedis("stats", queue))
     )

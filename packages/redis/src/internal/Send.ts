@@ -4,12 +4,12 @@
  * its message ids here (UUIDs), since its entries are added to the stream
  * only when due.
  */
-import { Batching, Durations, type Message, type Messaging, type MessagingError, Payload, type QueueName } from "@conveyor/core"
+import { Batching, Durations, type Message, type Messaging, type MessagingError, Payload, QueueName } from "@conveyor/core"
 import { Effect, Exit } from "effect"
 import type * as EffectRedis from "effect/persistence/Redis"
 import { encodeHeaders } from "./Codec.ts"
 import { fromRedis, queueNotFound } from "./errors.ts"
-import { type Keys, validQueue } from "./Keys.ts"
+import type { Keys } from "./Keys.ts"
 import * as Scripts from "./scripts.ts"
 
 interface Outgoing {
@@ -49,7 +49,7 @@ export const make = (
     }
 
     const send = Effect.fnUntraced(function*(name: QueueName.QueueName, payload: Message.Json, opts?: Messaging.SendOptions) {
-      const queue = yield* validQueue(name)
+      const queue = yield* QueueName.make(name)
       const text = yield* Payload.encode(queue, payload, maxBytes)
       const headers = encodeHeaders(opts?.headers)
       const delayMs = Durations.millis(opts?.delay)
@@ -62,7 +62,7 @@ export const make = (
       payloads: ReadonlyArray<Message.Json>,
       opts?: Messaging.SendOptions
     ) {
-      const queue = yield* validQueue(name)
+      const queue = yield* QueueName.make(name)
       const texts = yield* Effect.forEach(payloads, (payload) => Payload.encode(queue, payload, maxBytes))
       if (texts.length === 0) return []
       const headers = encodeHeaders(opts?.headers)

@@ -11,7 +11,7 @@ import { Effect, Exit } from "effect"
 import type * as EffectRedis from "effect/persistence/Redis"
 import { isToken, provider, type Token } from "./Codec.ts"
 import { fromRedis } from "./errors.ts"
-import { isQueue, type Keys } from "./Keys.ts"
+import type { Keys } from "./Keys.ts"
 import * as Scripts from "./settleScripts.ts"
 
 export type Outcome = ReadonlyArray<Exit.Exit<void, MessagingError.MessagingError>>
@@ -51,7 +51,7 @@ export const make = (
         const sent: Array<number> = []
         const queue = items[0]?.receipt.queue
         items.forEach(({ ms, receipt }, i) => {
-          if (receipt.provider !== provider || !isToken(receipt.token) || !isQueue(receipt.queue) || receipt.queue !== queue) {
+          if (receipt.provider !== provider || !isToken(receipt.token) || !QueueName.is(receipt.queue) || receipt.queue !== queue) {
             results.push(Exit.fail(Receipts.foreign(receipt, provider, operation)))
             return
           }

@@ -21,6 +21,27 @@ export const basics = ({ test, options }: Context) => {
       assert.isFalse(yield* m.queueExists(q))
     }))
 
+  test("a 43-character queue's 47-character dead-letter queue is a queue like any other, but cannot be ensured", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const [short] = yield* freshQueues(1)
+      const q = QueueName.makeUnsafe(short.padEnd(QueueName.maxLength, "x"))
+      const dlq = QueueName.deadLetter(q)
+      assert.strictEqual(dlq.length, QueueName.pgmqMaxLength)
+      yield* m.ensureQueue(q)
+      yield* Effect.addFinalizer(() => Effect.ignore(m.deleteQueue(q)))
+      assert.include(yield* m.listQueues, dlq)
+      yield* m.send(dlq, "dead", { headers: { reason: "test" } })
+      const [message] = yield* m.receive(dlq, long)
+      assert.strictEqual(message?.payload, "dead")
+      yield* m.ack(message!.receipt)
+      assert.deepStrictEqual(yield* m.receive(dlq, long), [])
+      const refused = yield* Effect.flip(m.ensureQueue(dlq))
+      assert.strictEqual(refused._tag, "InvalidQueueName")
+      yield* m.deleteQueue(q)
+      assert.isFalse(yield* m.queueExists(dlq), "deleted with its queue")
+    }))
+
   test("operations are descriptions: nothing happens until the effect runs", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
