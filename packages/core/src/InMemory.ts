@@ -46,12 +46,11 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
     const queues = new Map<QueueName.QueueName, MemoryQueue>()
     let seq = 0
     let claims = 0
+    const notFound = (queue: QueueName.QueueName) => new QueueNotFound({ queue, message: `Queue ${queue} does not exist` })
     const lookup = (queue: QueueName.QueueName): Effect.Effect<MemoryQueue, QueueNotFound> =>
       Effect.suspend(() => {
         const found = queues.get(queue)
-        return found === undefined
-          ? Effect.fail(new QueueNotFound({ queue, message: `Queue ${queue} does not exist` }))
-          : Effect.succeed(found)
+        return found === undefined ? Effect.fail(notFound(queue)) : Effect.succeed(found)
       })
 
     const toMessage = (queue: QueueName.QueueName, entry: Entry): QueuedMessage => {
@@ -147,6 +146,9 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
           for (;;) {
             // Armed before looking, so a change made after the look cannot be missed.
             const signal = wakeUp.signal = Deferred.makeUnsafe<void>()
+            // Deleted (and maybe made again: a new queue, which this subscription never read).
+            const gone = targets.find(([queue, target]) => queues.get(queue) !== target)
+            if (gone !== undefined) return yield* Effect.fail(notFound(gone[0]))
             const now = yield* Clock.currentTimeMillis
             const claimed = targets.flatMap(([queue, target]) => claimFrom(queue, target, now, batch, visibilityMs))
             // Returned in the same step as claimed: a subscription holds nothing it has not emitted.
@@ -183,8 +185,12 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       ensureQueue,
       deleteQueue: (queue) =>
         Effect.sync(() => {
-          queues.delete(queue)
-          queues.delete(QueueName.deadLetter(queue))
+          for (const name of [queue, QueueName.deadLetter(queue)]) {
+            const target = queues.get(name)
+            queues.delete(name)
+            // Its subscriptions wake to find it gone, and end.
+            target?.changed()
+          }
         }),
       queueExists: (queue) => Effect.sync(() => queues.has(queue)),
       listQueues: Effect.sync(() => [...queues.keys()]),

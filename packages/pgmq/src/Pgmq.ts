@@ -141,10 +141,15 @@ export const make = (
     const valid = <A, E>(name: string, use: (queue: QueueName.QueueName) => Effect.Effect<A, E>) =>
       Effect.flatMap(QueueName.make(name), use)
 
+    const fallbackPollingInterval = options.fallbackPollingInterval === undefined
+      ? defaultFallbackPollingInterval
+      : Duration.fromInputUnsafe(options.fallbackPollingInterval)
     const subscriptions = Subscriptions.make({
       events: listener.queueEvents,
       claim: claims.claim,
-      release: (receipt) => settlement.nack(receipt)
+      release: (receipt) => settlement.nack(receipt),
+      exists: queues.queueExists,
+      checkEvery: fallbackPollingInterval
     })
 
     const messaging = Observability.instrument({
@@ -152,15 +157,15 @@ export const make = (
       capabilities: {
         push: "message",
         requiresFallbackPolling: true,
-        fallbackPollingInterval: options.fallbackPollingInterval === undefined
-          ? defaultFallbackPollingInterval
-          : Duration.fromInputUnsafe(options.fallbackPollingInterval),
+        fallbackPollingInterval,
         fetchById: true,
         delayedDelivery: true,
         deadLetter: true
       },
       ensureQueue: (queue) => valid(queue, queues.ensureQueue),
-      deleteQueue: (queue) => valid(queue, queues.deleteQueue),
+      deleteQueue: (queue) =>
+        valid(queue, (q) =>
+          Effect.andThen(queues.deleteQueue(q), Effect.forEach([q, QueueName.deadLetter(q)], subscriptions.deleted))),
       queueExists: (queue) => valid(queue, queues.queueExists),
       listQueues: queues.listQueues,
       purgeQueue: (queue) => valid(queue, queues.purgeQueue),

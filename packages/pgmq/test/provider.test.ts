@@ -223,6 +223,25 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
       assert.deepStrictEqual(found, { meta: true, pwned: false })
     }))
 
+  it.effect("a queue another client drops ends its subscription with QueueNotFound within one fallback polling interval", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const q = uniqueQueue()
+      const ended = yield* Effect.gen(function*() {
+        const m = yield* Messaging.Messaging
+        yield* m.ensureQueue(q)
+        const subscription = yield* Stream.runDrain(m.subscribe([q], long)).pipe(Effect.forkChild)
+        yield* Effect.sleep("100 millis")
+        assert.isUndefined(subscription.pollUnsafe(), "it runs while the queue exists")
+        // No notification tells of a drop: the subscription's next look at pgmq.meta finds it.
+        yield* sql`SELECT pgmq.drop_queue(${q}::text), pgmq.drop_queue(${QueueName.deadLetter(q)}::text)`
+        const dropped = yield* Effect.flip(Fiber.join(subscription)).pipe(Effect.timeoutOption("1 second"))
+        return Option.getOrThrowWith(dropped, () => new Error("still running a second after the drop"))
+      }).pipe(Effect.provide(testLayer({ fallbackPollingInterval: "500 millis" })))
+      assert.strictEqual(ended._tag, "QueueNotFound")
+      assert.strictEqual(ended._tag === "QueueNotFound" && ended.queue, q)
+    }))
+
   it.effect("an oversize message is MessageTooLarge and nothing is stored", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging

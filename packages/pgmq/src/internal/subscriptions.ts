@@ -10,9 +10,15 @@
  * A subscription claims at most `prefetch` (default 100) messages ahead of
  * its reader. Its end returns the deliveries it claimed and has not emitted
  * yet; what it emitted is the subscriber's to settle.
+ *
+ * A subscription fails with `QueueNotFound` once one of its queues is gone:
+ * at once when this layer deletes it, and otherwise (another client dropped
+ * it; no notification says so) at the next look at `pgmq.meta`, made at the
+ * start and every fallback polling interval — as often as a consumer's
+ * fallback poll reads the queue anyway.
  */
-import { type Message, type MessagingError, MessageNotification, type QueueName } from "@conveyor/core"
-import { Clock, Effect, Option, Stream } from "effect"
+import { type Message, MessagingError, MessageNotification, type QueueName } from "@conveyor/core"
+import { Clock, Deferred, type Duration, Effect, Exit, Option, Schedule, Stream } from "effect"
 import type * as PgmqEvent from "../PgmqEvent.ts"
 
 export interface Dependencies {
@@ -24,6 +30,9 @@ export interface Dependencies {
     visibilityMs: number
   ) => Effect.Effect<Option.Option<Message.QueuedMessage>, MessagingError.MessagingError>
   readonly release: (receipt: Message.Receipt) => Effect.Effect<void, MessagingError.MessagingError>
+  readonly exists: (queue: QueueName.QueueName) => Effect.Effect<boolean, MessagingError.MessagingError>
+  /** How often a subscription looks for its queues being dropped by other clients. */
+  readonly checkEvery: Duration.Duration
 }
 
 export const defaultPrefetch = 100
@@ -58,6 +67,41 @@ const stepsOf = (event: PgmqEvent.PgmqEvent, now: number): ReadonlyArray<Step> =
 export const make = (dependencies: Dependencies) => {
   /** Deliveries claimed by live subscriptions and not yet emitted, one set per subscription. */
   const live = new Set<Set<Message.Receipt>>()
+
+  /** Live subscriptions by queue, each ended (failed) when this layer deletes one of its queues. */
+  const readers = new Map<QueueName.QueueName, Set<Deferred.Deferred<never, MessagingError.QueueNotFound>>>()
+  const notFound = (queue: QueueName.QueueName) =>
+    new MessagingError.QueueNotFound({ queue, message: `Queue ${queue} does not exist` })
+
+  /** Called once this layer has deleted `queue`. */
+  const deleted = (queue: QueueName.QueueName) =>
+    Effect.sync(() => {
+      for (const gone of readers.get(queue) ?? []) Deferred.doneUnsafe(gone, Exit.fail(notFound(queue)))
+    })
+
+  /** Fails when one of `queues` is gone; a look that could not be made (no connection) proves nothing. */
+  const untilGone = (queues: ReadonlyArray<QueueName.QueueName>) =>
+    Effect.gen(function*() {
+      const gone = Deferred.makeUnsafe<never, MessagingError.QueueNotFound>()
+      yield* Effect.acquireRelease(
+        Effect.sync(() => queues.forEach((queue) => readers.set(queue, (readers.get(queue) ?? new Set()).add(gone)))),
+        () =>
+          Effect.sync(() =>
+            queues.forEach((queue) => {
+              const waiting = readers.get(queue)
+              waiting?.delete(gone)
+              if (waiting?.size === 0) readers.delete(queue)
+            })
+          )
+      )
+      const look = Effect.forEach(queues, (queue) =>
+        dependencies.exists(queue).pipe(
+          Effect.flatMap((found) => found ? Effect.void : Deferred.fail(gone, notFound(queue))),
+          Effect.ignore
+        ), { discard: true })
+      yield* Effect.forkScoped(Effect.repeat(look, Schedule.spaced(dependencies.checkEvery)))
+      return Deferred.await(gone)
+    })
 
   /** Called once a delivery is settled: its subscription no longer returns it. */
   const forget = (receipt: Message.Receipt) =>
@@ -95,6 +139,7 @@ export const make = (dependencies: Dependencies) => {
             })
           })
       )
+      const gone = yield* untilGone(queues)
       return dependencies.events(queues).pipe(
         Stream.mapEffect((event) => Effect.map(Clock.currentTimeMillis, (now) => stepsOf(event, now))),
         Stream.flattenIterable,
@@ -109,9 +154,10 @@ export const make = (dependencies: Dependencies) => {
         ),
         Stream.flattenIterable,
         // Emitted: from here on the subscriber's, not returned when the subscription ends.
-        Stream.tap((n) => Effect.sync(() => n._tag === "Message" && held.delete(n.message.receipt)))
+        Stream.tap((n) => Effect.sync(() => n._tag === "Message" && held.delete(n.message.receipt))),
+        Stream.interruptWhen(gone)
       )
     }))
 
-  return { subscribe, forget }
+  return { subscribe, forget, deleted }
 }
