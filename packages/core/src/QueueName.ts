@@ -40,6 +40,16 @@ export const validate = (name: string): Result.Result<QueueName, InvalidQueueNam
 
 export const make = (name: string): Effect.Effect<QueueName, InvalidQueueName> => Effect.fromResult(validate(name))
 
+/**
+ * A queue name, or the dead-letter queue of one (which runs up to 4 characters past
+ * `maxLength`): what a receipt may name, since messages are received from dead-letter queues
+ * too. Still only the characters of `validate`, at most `pgmqMaxLength`.
+ */
+export const validateQueueOrDeadLetter = (name: string): Result.Result<QueueName, InvalidQueueName> =>
+  name.endsWith(deadLetterSuffix) && problem(name) !== undefined && problem(name.slice(0, -deadLetterSuffix.length)) === undefined
+    ? Result.succeed(name as QueueName)
+    : validate(name)
+
 /** For names known at compile time; throws `InvalidQueueName` otherwise. */
 export const makeUnsafe = (name: string): QueueName => {
   const why = problem(name)

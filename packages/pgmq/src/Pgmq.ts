@@ -15,7 +15,7 @@
  * caller's own writes (the layer provides `SqlClient` for that); such calls
  * are never batched with work outside the transaction.
  */
-import { Durations, Messaging, MessagingError, Observability, Payload, QueueName } from "@conveyor/core"
+import { Durations, Messaging, MessagingError, Observability, Payload, QueueName, Receipts } from "@conveyor/core"
 import { PgClient } from "@effect/sql-pg"
 import { Config, Context, Duration, Effect, Layer, type Redacted, Schedule, Scope, Stream } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
@@ -173,11 +173,10 @@ export const make = (
       sendBatch: (queue, payloads, options) => valid(queue, (q) => sends.sendBatch(q, payloads, options)),
       receive: (queue, options) => valid(queue, (q) => claims.receive(q, options)),
       fetch: (queue, id, options) => valid(queue, (q) => claims.fetch(q, id, options)),
-      ack: (receipt) =>
-        valid(receipt.queue, () => Effect.ensuring(settlement.ack(receipt), subscriptions.forget(receipt))),
-      nack: (receipt, options) =>
-        valid(receipt.queue, () => Effect.ensuring(settlement.nack(receipt, options), subscriptions.forget(receipt))),
-      extendVisibility: (receipt, duration) => valid(receipt.queue, () => settlement.extendVisibility(receipt, duration)),
+      ack: Receipts.checked((receipt) => Effect.ensuring(settlement.ack(receipt), subscriptions.forget(receipt))),
+      nack: Receipts.checked((receipt, options?: Messaging.NackOptions) =>
+        Effect.ensuring(settlement.nack(receipt, options), subscriptions.forget(receipt))),
+      extendVisibility: Receipts.checked(settlement.extendVisibility),
       stats: (queue) => valid(queue, stats),
       healthCheck,
       subscribe: (names, options) =>
