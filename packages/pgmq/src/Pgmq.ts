@@ -148,7 +148,7 @@ export const make = (
       events: listener.queueEvents,
       claim: claims.claim,
       release: (receipt) => settlement.nack(receipt),
-      exists: queues.queueExists,
+      existing: queues.existing,
       checkEvery: fallbackPollingInterval
     })
 

@@ -30,7 +30,8 @@ export interface Dependencies {
     visibilityMs: number
   ) => Effect.Effect<Option.Option<Message.QueuedMessage>, MessagingError.MessagingError>
   readonly release: (receipt: Message.Receipt) => Effect.Effect<void, MessagingError.MessagingError>
-  readonly exists: (queue: QueueName.QueueName) => Effect.Effect<boolean, MessagingError.MessagingError>
+  /** Which of these queues exist now. */
+  readonly existing: (queues: ReadonlyArray<QueueName.QueueName>) => Effect.Effect<ReadonlySet<string>, MessagingError.MessagingError>
   /** How often a subscription looks for its queues being dropped by other clients. */
   readonly checkEvery: Duration.Duration
 }
@@ -94,12 +95,14 @@ export const make = (dependencies: Dependencies) => {
             })
           )
       )
-      const look = Effect.forEach(queues, (queue) =>
-        dependencies.exists(queue).pipe(
-          Effect.flatMap((found) => found ? Effect.void : Deferred.fail(gone, notFound(queue))),
-          Effect.ignore
-        ), { discard: true })
-      yield* Effect.forkScoped(Effect.repeat(look, Schedule.spaced(dependencies.checkEvery)))
+      const look = dependencies.existing(queues).pipe(
+        Effect.flatMap((found) => {
+          const missing = queues.find((queue) => !found.has(queue))
+          return missing === undefined ? Effect.void : Deferred.fail(gone, notFound(missing))
+        }),
+        Effect.ignore
+      )
+      if (queues.length > 0) yield* Effect.forkScoped(Effect.repeat(look, Schedule.spaced(dependencies.checkEvery)))
       return Deferred.await(gone)
     })
 
