@@ -2,11 +2,11 @@
  * What is particular to the Redis provider: bad input refused before it
  * reaches Redis, forged receipts, entries other writers put in a stream,
  * delayed and dead-lettered messages keeping their id and headers, settles
- * coalesced into one script call, and subscriptions giving back what they
- * hold.
+ * coalesced into one script call, subscriptions woken by a deleted queue,
+ * and subscriptions giving back what they hold.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import { Context, Effect, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { type Message, Messaging, QueueName } from "@conveyor/core"
 import { Redis } from "@conveyor/redis"
 import { BadInput } from "@conveyor/testkit"
@@ -115,6 +115,27 @@ describe("provider", () => {
       assert.include(JSON.stringify(dead), "{not json")
       assert.include(JSON.stringify(dead), "no payload field")
     }).pipe(Effect.scoped, Effect.provide(layer({ prefix })))
+  })
+
+  it.live("deleting a queue wakes the subscriptions blocked on it, another layer's on the prefix too, long before blockTimeout", () => {
+    const prefix = uniquePrefix("deleted")
+    return Effect.gen(function*() {
+      const q = uniqueQueue("deleted")
+      // A blocked XREAD outlives a DEL of its keys: without the wake it would wait out the 30 s.
+      const subscriber = yield* Layer.build(layer({ prefix, blockTimeout: "30 seconds" }))
+      const m = Context.get(subscriber, Messaging.Messaging)
+      yield* m.ensureQueue(q)
+      const subscriptions = yield* Effect.forEach([q, QueueName.deadLetter(q)], (queue) =>
+        Stream.runDrain(m.subscribe([queue], long)).pipe(Effect.forkChild))
+      yield* Effect.sleep("200 millis")
+      const other = Context.get(yield* Layer.build(layer({ prefix, group: "other" })), Messaging.Messaging)
+      yield* other.deleteQueue(q)
+      for (const subscription of subscriptions) {
+        const ended = yield* Effect.flip(Fiber.join(subscription)).pipe(Effect.timeoutOption("1 second"))
+        assert.strictEqual(Option.getOrThrowWith(ended, () => new Error("still blocked a second after the delete"))._tag, "QueueNotFound")
+      }
+      assert.deepStrictEqual(yield* keysUnder(`${prefix}w:`), [], "the wake streams went with the queue")
+    }).pipe(Effect.scoped)
   })
 
   it.live("a delayed message keeps its id, headers and send time; a dead-lettered one its id and headers", () =>
