@@ -143,7 +143,10 @@ export const make = (dependencies: Dependencies) => {
           })
       )
       const gone = yield* untilGone(queues)
+      // On the events, before any claim: a merge buffers, and a delivery must never wait in a
+      // buffer after it counts as emitted (it would be lost to the stream's end).
       return dependencies.events(queues).pipe(
+        Stream.interruptWhen(gone),
         Stream.mapEffect((event) => Effect.map(Clock.currentTimeMillis, (now) => stepsOf(event, now))),
         Stream.flattenIterable,
         Stream.mapEffect(
@@ -157,8 +160,7 @@ export const make = (dependencies: Dependencies) => {
         ),
         Stream.flattenIterable,
         // Emitted: from here on the subscriber's, not returned when the subscription ends.
-        Stream.tap((n) => Effect.sync(() => n._tag === "Message" && held.delete(n.message.receipt))),
-        Stream.interruptWhen(gone)
+        Stream.tap((n) => Effect.sync(() => n._tag === "Message" && held.delete(n.message.receipt)))
       )
     }))
 
