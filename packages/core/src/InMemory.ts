@@ -7,11 +7,12 @@ import { Array as Arr, Clock, Deferred, Duration, Effect, Layer, Option, Stream 
 import { MemoryQueue, type Entry } from "./internal/memoryQueue.ts"
 import type { Headers, Json, QueuedMessage, Receipt } from "./Message.ts"
 import { Message, PushHealth } from "./MessageNotification.ts"
-import { type Capabilities, Messaging } from "./Messaging.ts"
-import { ProviderError, QueueNotFound, StaleReceipt } from "./MessagingError.ts"
+import * as Messaging from "./Messaging.ts"
+import { type ProviderError, QueueNotFound, type StaleReceipt } from "./MessagingError.ts"
 import { instrument } from "./Observability.ts"
 import * as Payload from "./Payload.ts"
 import * as QueueName from "./QueueName.ts"
+import * as Receipts from "./Receipts.ts"
 
 const provider = "memory"
 
@@ -20,7 +21,7 @@ export interface Options {
   readonly maxPayloadBytes?: number
 }
 
-export const capabilities: Capabilities = {
+export const capabilities: Messaging.Capabilities = {
   push: "message",
   requiresFallbackPolling: false,
   fallbackPollingInterval: Duration.seconds(1),
@@ -40,18 +41,17 @@ const isToken = (token: unknown): token is Token =>
 const millis = (input: Duration.Input | undefined): number =>
   input === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(input))
 
-export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]> =>
+export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["Service"]> =>
   Effect.sync(() => {
     const maxBytes = options.maxPayloadBytes ?? Payload.defaultMaxBytes
     const queues = new Map<QueueName.QueueName, MemoryQueue>()
     let seq = 0
     let claims = 0
+    const notFound = (queue: QueueName.QueueName) => new QueueNotFound({ queue, message: `Queue ${queue} does not exist` })
     const lookup = (queue: QueueName.QueueName): Effect.Effect<MemoryQueue, QueueNotFound> =>
       Effect.suspend(() => {
         const found = queues.get(queue)
-        return found === undefined
-          ? Effect.fail(new QueueNotFound({ queue, message: `Queue ${queue} does not exist` }))
-          : Effect.succeed(found)
+        return found === undefined ? Effect.fail(notFound(queue)) : Effect.succeed(found)
       })
 
     const toMessage = (queue: QueueName.QueueName, entry: Entry): QueuedMessage => {
@@ -87,7 +87,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       delayMs: number
     ) => String(target.add(++seq, body, headers, now, now + delayMs).seq)
 
-    const sendBatch: Messaging["Service"]["sendBatch"] = (queue, payloads, sendOptions) =>
+    const sendBatch: Messaging.Messaging["Service"]["sendBatch"] = (queue, payloads, sendOptions) =>
       Effect.gen(function*() {
         const target = yield* lookup(queue)
         const bodies = yield* Effect.forEach(payloads, (payload) => Payload.encode(queue, payload, maxBytes))
@@ -114,32 +114,15 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
         { readonly target: MemoryQueue; readonly entry: Entry; readonly now: number },
         ProviderError | StaleReceipt
       > => {
-        if (receipt.provider !== provider || !isToken(receipt.token)) {
-          return Effect.fail(
-            new ProviderError({
-              provider,
-              operation: "settle",
-              message: `Receipt from provider ${receipt.provider} cannot be settled by ${provider}`
-            })
-          )
-        }
+        if (receipt.provider !== provider || !isToken(receipt.token)) return Effect.fail(Receipts.foreign(receipt, provider, "settle"))
         const target = queues.get(receipt.queue)
         const now = clock.currentTimeMillisUnsafe()
         const entry = target?.owned(receipt.token.seq, receipt.token.claim, now)
-        if (target === undefined || entry === undefined) {
-          return Effect.fail(
-            new StaleReceipt({
-              queue: receipt.queue,
-              messageId: receipt.messageId,
-              message:
-                `Delivery of message ${receipt.messageId} on ${receipt.queue} is no longer held: it was settled, or its visibility timeout passed`
-            })
-          )
-        }
+        if (target === undefined || entry === undefined) return Effect.fail(Receipts.stale(receipt))
         return Effect.succeed({ target, entry, now })
       })
 
-    const subscribe: Messaging["Service"]["subscribe"] = (names, subscribeOptions) => {
+    const subscribe: Messaging.Messaging["Service"]["subscribe"] = (names, subscribeOptions) => {
       const visibilityMs = millis(subscribeOptions.visibilityTimeout)
       const batch = subscribeOptions.prefetch ?? 64
       const next = (
@@ -150,6 +133,9 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
           for (;;) {
             // Armed before looking, so a change made after the look cannot be missed.
             const signal = wakeUp.signal = Deferred.makeUnsafe<void>()
+            // Deleted (and maybe made again: a new queue, which this subscription never read).
+            const gone = targets.find(([queue, target]) => queues.get(queue) !== target)
+            if (gone !== undefined) return yield* Effect.fail(notFound(gone[0]))
             const now = yield* Clock.currentTimeMillis
             const claimed = targets.flatMap(([queue, target]) => claimFrom(queue, target, now, batch, visibilityMs))
             // Returned in the same step as claimed: a subscription holds nothing it has not emitted.
@@ -180,81 +166,84 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       )
     }
 
-    const service: Messaging["Service"] = {
+    const deleteQueue = (queue: QueueName.QueueName) =>
+      Effect.sync(() => {
+        for (const name of [queue, QueueName.deadLetter(queue)]) {
+          const target = queues.get(name)
+          queues.delete(name)
+          // Its subscriptions wake to find it gone, and end.
+          target?.changed()
+        }
+      })
+
+    const receive = (queue: QueueName.QueueName, receiveOptions: Messaging.ReceiveOptions) =>
+      Effect.gen(function*() {
+        const target = yield* lookup(queue)
+        const now = yield* Clock.currentTimeMillis
+        return claimFrom(queue, target, now, receiveOptions.max ?? 1, millis(receiveOptions.visibilityTimeout))
+      })
+
+    const fetch = (queue: QueueName.QueueName, id: string, fetchOptions: Messaging.FetchOptions) =>
+      Effect.gen(function*() {
+        const target = yield* lookup(queue)
+        const now = yield* Clock.currentTimeMillis
+        const entry = target.claimById(Number(id), ++claims, now, millis(fetchOptions.visibilityTimeout))
+        return entry === undefined ? Option.none() : Option.some(toMessage(queue, entry))
+      })
+
+    const nack = (receipt: Receipt, nackOptions?: Messaging.NackOptions) =>
+      Effect.gen(function*() {
+        const { entry, now, target } = yield* owned(receipt)
+        if (nackOptions?.requeue === false) {
+          target.remove(entry.seq)
+          const dlq = QueueName.deadLetter(receipt.queue)
+          create(dlq)
+          const deadLetters = queues.get(dlq)!
+          enqueue(deadLetters, entry.body, entry.headers, now, 0)
+          deadLetters.changed()
+        } else {
+          target.release(entry, now, now + millis(nackOptions?.delay))
+          target.changed()
+        }
+      })
+
+    const stats = (queue: QueueName.QueueName) =>
+      Effect.gen(function*() {
+        const target = yield* lookup(queue)
+        const now = yield* Clock.currentTimeMillis
+        const { oldest, ...counts } = target.counts(now)
+        const deadLettered = queues.get(QueueName.deadLetter(queue))?.entries.size ?? 0
+        return { queue, ...counts, deadLettered, ...(oldest === undefined ? {} : { oldestAgeMs: now - oldest }) }
+      })
+
+    // Names are branded, but a cast forges one: memory checks them as every provider does.
+    const valid = <A, E>(name: QueueName.QueueName, use: (queue: QueueName.QueueName) => Effect.Effect<A, E>) =>
+      QueueName.is(name) ? use(name) : Effect.flatMap(QueueName.make(name), use)
+
+    const service: Messaging.Messaging["Service"] = {
       provider,
       capabilities,
-      ensureQueue,
-      deleteQueue: (queue) =>
-        Effect.sync(() => {
-          queues.delete(queue)
-          queues.delete(QueueName.deadLetter(queue))
-        }),
-      queueExists: (queue) => Effect.sync(() => queues.has(queue)),
+      ensureQueue: (queue) => valid(queue, ensureQueue),
+      deleteQueue: (queue) => valid(queue, deleteQueue),
+      queueExists: (queue) => valid(queue, (q) => Effect.sync(() => queues.has(q))),
       listQueues: Effect.sync(() => [...queues.keys()]),
-      purgeQueue: (queue) => Effect.map(lookup(queue), (target) => target.purge()),
+      purgeQueue: (queue) => valid(queue, (q) => Effect.map(lookup(q), (target) => target.purge())),
       send: (queue, payload, sendOptions) =>
-        Effect.map(sendBatch(queue, [payload], sendOptions), (ids) => ids[0]!),
-      sendBatch,
-      receive: (queue, receiveOptions) =>
-        Effect.gen(function*() {
-          const target = yield* lookup(queue)
-          const now = yield* Clock.currentTimeMillis
-          return claimFrom(queue, target, now, receiveOptions.max ?? 1, millis(receiveOptions.visibilityTimeout))
-        }),
-      fetch: (queue, id, fetchOptions) =>
-        Effect.gen(function*() {
-          const target = yield* lookup(queue)
-          const now = yield* Clock.currentTimeMillis
-          const entry = target.claimById(Number(id), ++claims, now, millis(fetchOptions.visibilityTimeout))
-          return entry === undefined ? Option.none() : Option.some(toMessage(queue, entry))
-        }),
-      ack: (receipt) => Effect.map(owned(receipt), ({ entry, target }) => target.remove(entry.seq)),
-      nack: (receipt, nackOptions) =>
-        Effect.gen(function*() {
-          const { entry, now, target } = yield* owned(receipt)
-          if (nackOptions?.requeue === false) {
-            target.remove(entry.seq)
-            const dlq = QueueName.deadLetter(receipt.queue)
-            create(dlq)
-            const deadLetters = queues.get(dlq)!
-            enqueue(deadLetters, entry.body, entry.headers, now, 0)
-            deadLetters.changed()
-          } else {
-            target.release(entry, now, now + millis(nackOptions?.delay))
-            target.changed()
-          }
-        }),
-      extendVisibility: (receipt, duration) =>
-        Effect.map(owned(receipt), ({ entry, now, target }) => target.extend(entry, now, now + millis(duration))),
-      stats: (queue) =>
-        Effect.gen(function*() {
-          const target = yield* lookup(queue)
-          const now = yield* Clock.currentTimeMillis
-          let visible = 0
-          let inFlight = 0
-          let oldest: number | undefined
-          for (const entry of target.entries.values()) {
-            if (entry.visibleAt <= now) visible++
-            else if (entry.claim !== 0) inFlight++
-            oldest = oldest === undefined ? entry.enqueuedAt : Math.min(oldest, entry.enqueuedAt)
-          }
-          const depth = target.entries.size
-          const deadLettered = queues.get(QueueName.deadLetter(queue))?.entries.size ?? 0
-          return {
-            queue,
-            depth,
-            visible,
-            inFlight,
-            delayed: depth - visible - inFlight,
-            deadLettered,
-            ...(oldest === undefined ? {} : { oldestAgeMs: now - oldest })
-          }
-        }),
+        valid(queue, (q) => Effect.map(sendBatch(q, [payload], sendOptions), (ids) => ids[0]!)),
+      sendBatch: (queue, payloads, sendOptions) => valid(queue, (q) => sendBatch(q, payloads, sendOptions)),
+      receive: (queue, receiveOptions) => valid(queue, (q) => receive(q, receiveOptions)),
+      fetch: (queue, id, fetchOptions) => valid(queue, (q) => fetch(q, id, fetchOptions)),
+      ack: Receipts.checked((receipt) => Effect.map(owned(receipt), ({ entry, target }) => target.remove(entry.seq))),
+      nack: Receipts.checked(nack),
+      extendVisibility: Receipts.checked((receipt, duration: Duration.Input) =>
+        Effect.map(owned(receipt), ({ entry, now, target }) => target.extend(entry, now, now + millis(duration)))),
+      stats: (queue) => valid(queue, stats),
       healthCheck: Effect.succeed({ provider, healthy: true, latencyMs: 0, push: "Connected" }),
-      subscribe,
+      subscribe: (names, subscribeOptions) =>
+        Stream.unwrap(Effect.map(Effect.forEach(names, QueueName.make), (checked) => subscribe(checked, subscribeOptions))),
       pushHealth: Stream.make(PushHealth.Connected())
     }
     return instrument(service)
   })
 
-export const layer = (options: Options = {}): Layer.Layer<Messaging> => Layer.effect(Messaging, make(options))
+export const layer = (options: Options = {}): Layer.Layer<Messaging.Messaging> => Layer.effect(Messaging.Messaging, make(options))

@@ -1,9 +1,26 @@
 /**
  * The receipt errors every provider reports the same way: a delivery no
- * longer held (`StaleReceipt`), and a receipt another provider issued.
+ * longer held (`StaleReceipt`), a receipt another provider issued, and a
+ * receipt whose queue is not a valid name (`InvalidQueueName`, `checked`).
  */
+import { Effect, Result } from "effect"
 import type { Receipt } from "./Message.ts"
-import { ProviderError, StaleReceipt } from "./MessagingError.ts"
+import { type InvalidQueueName, ProviderError, StaleReceipt } from "./MessagingError.ts"
+import * as QueueName from "./QueueName.ts"
+
+/**
+ * `settle` (ack, nack, extendVisibility) run only on a receipt whose queue is a valid name, or
+ * the dead-letter queue of one; otherwise `InvalidQueueName` and nothing is touched. A
+ * receipt's fields can be forged with a cast as a queue name can, and its token must never be
+ * used on a queue it does not name (the claim it imitates stays held).
+ */
+export const checked = <Args extends ReadonlyArray<unknown>, A, E, R>(
+  settle: (receipt: Receipt, ...args: Args) => Effect.Effect<A, E, R>
+) =>
+(receipt: Receipt, ...args: Args): Effect.Effect<A, E | InvalidQueueName, R> => {
+  const queue = QueueName.validate(receipt.queue)
+  return Result.isSuccess(queue) ? settle(receipt, ...args) : Effect.fail(queue.failure)
+}
 
 export const stale = (receipt: Receipt): StaleReceipt =>
   new StaleReceipt({

@@ -41,6 +41,18 @@ describe("QueueName", () => {
     expect(Effect.runSync(QueueName.ensurable(QueueName.makeUnsafe("q".repeat(43))))).toBe("q".repeat(43))
   })
 
+  it("past 43 characters, takes the dead-letter queue of a valid name and nothing else", () => {
+    const accepted = (name: string) => Result.isSuccess(QueueName.validate(name))
+    expect(accepted("q".repeat(43))).toBe(true)
+    expect(accepted(`${"q".repeat(43)}_dlq`)).toBe(true)
+    expect(accepted("q".repeat(44))).toBe(false)
+    expect(accepted(`${"q".repeat(44)}_dlq`)).toBe(false)
+    expect(accepted(`${"q".repeat(40)}_DLQ`)).toBe(false)
+    expect(accepted("Orders_dlq")).toBe(false)
+    expect(accepted("_dlq")).toBe(true)
+    expect(accepted("")).toBe(false)
+  })
+
   it("the dead-letter queue of every valid name fits PGMQ's limit", () => {
     for (let length = 1; length <= QueueName.maxLength; length++) {
       const dlq = QueueName.deadLetter(QueueName.makeUnsafe("q".repeat(length)))

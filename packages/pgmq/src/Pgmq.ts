@@ -15,7 +15,7 @@
  * caller's own writes (the layer provides `SqlClient` for that); such calls
  * are never batched with work outside the transaction.
  */
-import { Durations, Messaging, MessagingError, Observability, Payload, QueueName } from "@conveyor/core"
+import { Durations, Messaging, MessagingError, Observability, Payload, QueueName, Receipts } from "@conveyor/core"
 import { PgClient } from "@effect/sql-pg"
 import { Config, Context, Duration, Effect, Layer, type Redacted, Schedule, Scope, Stream } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
@@ -141,10 +141,15 @@ export const make = (
     const valid = <A, E>(name: string, use: (queue: QueueName.QueueName) => Effect.Effect<A, E>) =>
       Effect.flatMap(QueueName.make(name), use)
 
+    const fallbackPollingInterval = options.fallbackPollingInterval === undefined
+      ? defaultFallbackPollingInterval
+      : Duration.fromInputUnsafe(options.fallbackPollingInterval)
     const subscriptions = Subscriptions.make({
       events: listener.queueEvents,
       claim: claims.claim,
-      release: (receipt) => settlement.nack(receipt)
+      release: (receipt) => settlement.nack(receipt),
+      existing: queues.existing,
+      checkEvery: fallbackPollingInterval
     })
 
     const messaging = Observability.instrument({
@@ -152,15 +157,15 @@ export const make = (
       capabilities: {
         push: "message",
         requiresFallbackPolling: true,
-        fallbackPollingInterval: options.fallbackPollingInterval === undefined
-          ? defaultFallbackPollingInterval
-          : Duration.fromInputUnsafe(options.fallbackPollingInterval),
+        fallbackPollingInterval,
         fetchById: true,
         delayedDelivery: true,
         deadLetter: true
       },
       ensureQueue: (queue) => valid(queue, (q) => Effect.flatMap(QueueName.ensurable(q), queues.ensureQueue)),
-      deleteQueue: (queue) => valid(queue, queues.deleteQueue),
+      deleteQueue: (queue) =>
+        valid(queue, (q) =>
+          Effect.andThen(queues.deleteQueue(q), Effect.forEach([q, QueueName.deadLetter(q)], subscriptions.deleted))),
       queueExists: (queue) => valid(queue, queues.queueExists),
       listQueues: queues.listQueues,
       purgeQueue: (queue) => valid(queue, queues.purgeQueue),
@@ -168,11 +173,10 @@ export const make = (
       sendBatch: (queue, payloads, options) => valid(queue, (q) => sends.sendBatch(q, payloads, options)),
       receive: (queue, options) => valid(queue, (q) => claims.receive(q, options)),
       fetch: (queue, id, options) => valid(queue, (q) => claims.fetch(q, id, options)),
-      ack: (receipt) =>
-        valid(receipt.queue, () => Effect.ensuring(settlement.ack(receipt), subscriptions.forget(receipt))),
-      nack: (receipt, options) =>
-        valid(receipt.queue, () => Effect.ensuring(settlement.nack(receipt, options), subscriptions.forget(receipt))),
-      extendVisibility: (receipt, duration) => valid(receipt.queue, () => settlement.extendVisibility(receipt, duration)),
+      ack: Receipts.checked((receipt) => Effect.ensuring(settlement.ack(receipt), subscriptions.forget(receipt))),
+      nack: Receipts.checked((receipt, options?: Messaging.NackOptions) =>
+        Effect.ensuring(settlement.nack(receipt, options), subscriptions.forget(receipt))),
+      extendVisibility: Receipts.checked(settlement.extendVisibility),
       stats: (queue) => valid(queue, stats),
       healthCheck,
       subscribe: (names, options) =>

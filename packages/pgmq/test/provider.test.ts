@@ -5,6 +5,7 @@
  */
 import { Messaging, MessagingError, QueueName } from "@conveyor/core"
 import { PgmqListener } from "@conveyor/pgmq"
+import { BadInput } from "@conveyor/testkit"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Fiber, Option, Queue, Stream } from "effect"
 import { SqlClient } from "effect/sql"
@@ -176,7 +177,8 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
       const sql = yield* SqlClient.SqlClient
       const app = `conveyor-pgmq-forged-${Math.random().toString(36).slice(2, 8)}`
       const marker = `SELECT 'before the forged names ${app}'`
-      const hostile = ["x'; drop table pgmq.meta; --", "x\"; CREATE TABLE pgmq.pwned (i int); --", "x.y", "X", "", "x".repeat(64), "a b"]
+      // The names every provider refuses (the conformance suite asserts the error), and one more SQL.
+      const hostile = [...BadInput.hostileNames, "x\"; CREATE TABLE pgmq.pwned (i int); --"]
       // Each backend's last statement, from outside the provider's own connections.
       const lastStatements = Effect.map(
         sql<{ readonly application_name: string; readonly query: string }>`
@@ -189,28 +191,10 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
         const own = yield* SqlClient.SqlClient
         yield* own.unsafe(marker)
         const before = yield* lastStatements
+        const receipt = { provider: "pgmq", queue: uniqueQueue(), messageId: "1", token: 1 }
         for (const name of hostile) {
-          const q = name as QueueName.QueueName
-          const receipt = { provider: "pgmq", queue: q, messageId: "1", token: 1 }
-          const attempts = [
-            m.ensureQueue(q),
-            m.deleteQueue(q),
-            m.queueExists(q),
-            m.purgeQueue(q),
-            m.stats(q),
-            m.send(q, 1),
-            m.sendBatch(q, [1]),
-            m.receive(q, long),
-            m.fetch(q, "1", long),
-            m.ack(receipt),
-            m.nack(receipt),
-            m.nack(receipt, { requeue: false }),
-            m.extendVisibility(receipt, "1 second"),
-            Stream.runDrain(m.subscribe([q], long))
-          ]
-          for (const attempt of attempts) {
-            const error = yield* Effect.flip(attempt)
-            assert.strictEqual(error._tag, "InvalidQueueName", `${JSON.stringify(name)}: ${error.message}`)
+          for (const [operation, attempt] of [...BadInput.everyOperation(m, name), ...BadInput.everySettlement(m, receipt, name)]) {
+            yield* Effect.flip(attempt).pipe(Effect.orElseSucceed(() => assert.fail(`${operation}(${JSON.stringify(name)}) succeeded`)))
           }
         }
         assert.deepStrictEqual(yield* lastStatements, before, "no statement since the marker, on the pool or the listener")
@@ -221,6 +205,25 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
       const [found] = yield* sql<{ readonly meta: boolean; readonly pwned: boolean }>`
         SELECT to_regclass('pgmq.meta') IS NOT NULL AS meta, to_regclass('pgmq.pwned') IS NOT NULL AS pwned`
       assert.deepStrictEqual(found, { meta: true, pwned: false })
+    }))
+
+  it.effect("a queue another client drops ends its subscription with QueueNotFound within one fallback polling interval", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const q = uniqueQueue()
+      const ended = yield* Effect.gen(function*() {
+        const m = yield* Messaging.Messaging
+        yield* m.ensureQueue(q)
+        const subscription = yield* Stream.runDrain(m.subscribe([q], long)).pipe(Effect.forkChild)
+        yield* Effect.sleep("100 millis")
+        assert.isUndefined(subscription.pollUnsafe(), "it runs while the queue exists")
+        // No notification tells of a drop: the subscription's next look at pgmq.meta finds it.
+        yield* sql`SELECT pgmq.drop_queue(${q}::text), pgmq.drop_queue(${QueueName.deadLetter(q)}::text)`
+        const dropped = yield* Effect.flip(Fiber.join(subscription)).pipe(Effect.timeoutOption("1 second"))
+        return Option.getOrThrowWith(dropped, () => new Error("still running a second after the drop"))
+      }).pipe(Effect.provide(testLayer({ fallbackPollingInterval: "500 millis" })))
+      assert.strictEqual(ended._tag, "QueueNotFound")
+      assert.strictEqual(ended._tag === "QueueNotFound" && ended.queue, q)
     }))
 
   it.effect("an oversize message is MessageTooLarge and nothing is stored", () =>

@@ -24,6 +24,7 @@ import {
   Observability,
   Payload,
   QueueName,
+  Receipts,
   Reconnect
 } from "@conveyor/core"
 import * as Channel from "./internal/Channel.ts"
@@ -383,10 +384,10 @@ export const make = (
       sendBatch,
       receive,
       fetch: (queue, id, opts) => Effect.flatMap(QueueName.make(queue), (valid) => fetch(valid, id, opts)),
-      ack: deliveries.ack,
+      ack: Receipts.checked(deliveries.ack),
       // Once a delivery is taken from the table only its settlement can give it back: never cut it short.
-      nack: (receipt, opts) => Effect.uninterruptible(nack(receipt, opts)),
-      extendVisibility,
+      nack: Receipts.checked((receipt, opts?: Messaging.NackOptions) => Effect.uninterruptible(nack(receipt, opts))),
+      extendVisibility: Receipts.checked(extendVisibility),
       stats,
       healthCheck,
       subscribe,

@@ -23,7 +23,7 @@
  */
 import { Clock, Config, Duration, Effect, Layer, type Redacted, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
-import { Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName, Reconnect } from "@conveyor/core"
+import { Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName, Receipts, Reconnect } from "@conveyor/core"
 import * as Claim from "./internal/Claim.ts"
 import * as Client from "./internal/Client.ts"
 import { provider } from "./internal/Codec.ts"
@@ -179,9 +179,9 @@ export const make = (
       sendBatch,
       receive,
       fetch: (queue, id, opts) => Effect.flatMap(QueueName.make(queue), (valid) => fetch(valid, id, opts)),
-      ack,
-      nack,
-      extendVisibility,
+      ack: Receipts.checked(ack),
+      nack: Receipts.checked(nack),
+      extendVisibility: Receipts.checked(extendVisibility),
       healthCheck,
       subscribe,
       pushHealth: SubscriptionRef.changes(health)

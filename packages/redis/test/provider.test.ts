@@ -2,13 +2,14 @@
  * What is particular to the Redis provider: bad input refused before it
  * reaches Redis, forged receipts, entries other writers put in a stream,
  * delayed and dead-lettered messages keeping their id and headers, settles
- * coalesced into one script call, and subscriptions giving back what they
- * hold.
+ * coalesced into one script call, subscriptions woken by a deleted queue,
+ * and subscriptions giving back what they hold.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import { Context, Effect, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { type Message, Messaging, QueueName } from "@conveyor/core"
 import { Redis } from "@conveyor/redis"
+import { BadInput } from "@conveyor/testkit"
 import { NodeRedis } from "@effect/platform-node"
 import { layer, privateServer, raw, uniquePrefix, uniqueQueue, url } from "./support.ts"
 
@@ -21,36 +22,25 @@ const keysUnder = (prefix: string) =>
   Effect.flatMap(raw(), (client) => Effect.promise(() => client.keys(`${prefix}*`)))
 
 describe("bad input", () => {
-  const hostile = ["", "Orders", "a;b", "a b", "q\u0000", "x".repeat(48), "héllo", "../etc", "a.b", "a*", "{a}", "x".repeat(48) + "_dlq"]
+  // The names every provider refuses (the conformance suite asserts the error), and those that
+  // would mean something in a key or pattern; a dead-letter queue of a name too long is refused too.
+  const hostile = [...BadInput.hostileNames, "a;b", "q\u0000", "héllo", "a*", "{a}", "x".repeat(48) + "_dlq"]
 
-  it.live("invalid queue names never reach Redis", () => {
+  it.live("invalid queue names never reach Redis: not a key is written", () => {
     const prefix = uniquePrefix("hostile")
     return Effect.gen(function*() {
       const m = yield* Messaging.Messaging
       for (const name of hostile) {
-        const q = name as QueueName.QueueName
-        const attempts = [
-          m.ensureQueue(q),
-          m.deleteQueue(q),
-          m.queueExists(q),
-          m.purgeQueue(q),
-          m.stats(q),
-          m.send(q, 1),
-          m.sendBatch(q, [1]),
-          m.send(q, 1, { delay: "1 second" }),
-          m.receive(q, { visibilityTimeout: "1 second" }),
-          m.fetch(q, "1", { visibilityTimeout: "1 second" }),
-          Stream.runDrain(m.subscribe([q], { visibilityTimeout: "1 second" }))
-        ]
-        for (const attempt of attempts) {
-          const error = yield* Effect.flip(attempt)
-          assert.strictEqual(error._tag, "InvalidQueueName", `${JSON.stringify(name)}: ${error.message}`)
+        const delayed = ["send (delayed)", m.send(name as QueueName.QueueName, 1, { delay: "1 second" })] as const
+        for (const [operation, attempt] of [...BadInput.everyOperation(m, name), delayed]) {
+          yield* Effect.flip(attempt).pipe(Effect.orElseSucceed(() => assert.fail(`${operation}(${JSON.stringify(name)}) succeeded`)))
         }
       }
       assert.deepStrictEqual(yield* keysUnder(prefix), [], "not a single key was written")
     }).pipe(Effect.scoped, Effect.provide(layer({ prefix })))
   })
 
+  // A receipt naming an invalid queue is the conformance suite's; these forge the token.
   it.live("forged receipts are refused without touching the claim they imitate", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
@@ -64,7 +54,6 @@ describe("bad input", () => {
         [{ ...real, provider: "rabbitmq" }, "ProviderError"],
         [{ ...real, token: "1-0" }, "ProviderError"],
         [{ ...real, token: { entry: token.entry } }, "ProviderError"],
-        [{ ...real, queue: "a;b" as QueueName.QueueName }, "ProviderError"],
         [{ ...real, token: { ...token, count: "2" } }, "StaleReceipt"],
         [{ ...real, token: { entry: "0-1", count: "1" } }, "StaleReceipt"]
       ]
@@ -126,6 +115,27 @@ describe("provider", () => {
       assert.include(JSON.stringify(dead), "{not json")
       assert.include(JSON.stringify(dead), "no payload field")
     }).pipe(Effect.scoped, Effect.provide(layer({ prefix })))
+  })
+
+  it.live("deleting a queue wakes the subscriptions blocked on it, another layer's on the prefix too, long before blockTimeout", () => {
+    const prefix = uniquePrefix("deleted")
+    return Effect.gen(function*() {
+      const q = uniqueQueue("deleted")
+      // A blocked XREAD outlives a DEL of its keys: without the wake it would wait out the 30 s.
+      const subscriber = yield* Layer.build(layer({ prefix, blockTimeout: "30 seconds" }))
+      const m = Context.get(subscriber, Messaging.Messaging)
+      yield* m.ensureQueue(q)
+      const subscriptions = yield* Effect.forEach([q, QueueName.deadLetter(q)], (queue) =>
+        Stream.runDrain(m.subscribe([queue], long)).pipe(Effect.forkChild))
+      yield* Effect.sleep("200 millis")
+      const other = Context.get(yield* Layer.build(layer({ prefix, group: "other" })), Messaging.Messaging)
+      yield* other.deleteQueue(q)
+      for (const subscription of subscriptions) {
+        const ended = yield* Effect.flip(Fiber.join(subscription)).pipe(Effect.timeoutOption("1 second"))
+        assert.strictEqual(Option.getOrThrowWith(ended, () => new Error("still blocked a second after the delete"))._tag, "QueueNotFound")
+      }
+      assert.deepStrictEqual(yield* keysUnder(`${prefix}w:`), [], "the wake streams went with the queue")
+    }).pipe(Effect.scoped)
   })
 
   it.live("a delayed message keeps its id, headers and send time; a dead-lettered one its id and headers", () =>

@@ -6,6 +6,7 @@
 import type { Messaging } from "@conveyor/core"
 import { layer } from "@effect/vitest"
 import type { Effect, Layer, Scope } from "effect"
+import { badInput } from "./cases/badInput.ts"
 import { basics } from "./cases/basics.ts"
 import { batching } from "./cases/batching.ts"
 import { consumer } from "./cases/consumer.ts"
@@ -70,6 +71,7 @@ export const suite = (options: Options): void => {
       options
     }
     basics(context)
+    badInput(context)
     visibility(context)
     push(context)
     consumer(context)

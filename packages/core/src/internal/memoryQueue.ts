@@ -123,6 +123,20 @@ export class MemoryQueue {
     return undefined
   }
 
+  /** What `stats` reports, at `now`; `oldest` is the earliest enqueue time. */
+  counts(now: number) {
+    let visible = 0
+    let inFlight = 0
+    let oldest: number | undefined
+    for (const entry of this.entries.values()) {
+      if (entry.visibleAt <= now) visible++
+      else if (entry.claim !== 0) inFlight++
+      oldest = oldest === undefined ? entry.enqueuedAt : Math.min(oldest, entry.enqueuedAt)
+    }
+    const depth = this.entries.size
+    return { depth, visible, inFlight, delayed: depth - visible - inFlight, oldest }
+  }
+
   changed(): void {
     for (const watcher of this.watchers) watcher()
   }

@@ -42,6 +42,14 @@ export const make = ({ sql, table }: Tables) => {
       Effect.mapError(fromSqlOn("queue_exists", queue))
     )
 
+  /** Which of `names` are queues now: one statement however many (names are validated, so the array literal needs no quoting). */
+  const existing = (names: ReadonlyArray<QueueName.QueueName>) =>
+    sql<{ readonly queue_name: string }>`
+      SELECT queue_name FROM pgmq.meta WHERE queue_name = ANY(${`{${names.join(",")}}`}::text[])`.pipe(
+      Effect.map((rows) => new Set(rows.map((row) => row.queue_name))),
+      Effect.mapError(fromSql("queue_exists"))
+    )
+
   const listQueues = sql<{ readonly queue_name: string }>`
     SELECT queue_name FROM pgmq.meta ORDER BY queue_name`.pipe(
     // Queues other clients created under names we refuse are not ours to touch.
@@ -82,7 +90,7 @@ export const make = ({ sql, table }: Tables) => {
       return row?.count
     })
 
-  return { ensureQueue, deleteQueue, queueExists, listQueues, purgeQueue, ensureDeadLetterQueue, deadLettered }
+  return { ensureQueue, deleteQueue, queueExists, existing, listQueues, purgeQueue, ensureDeadLetterQueue, deadLettered }
 }
 
 export type Queues = ReturnType<typeof make>

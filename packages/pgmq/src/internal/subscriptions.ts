@@ -10,9 +10,15 @@
  * A subscription claims at most `prefetch` (default 100) messages ahead of
  * its reader. Its end returns the deliveries it claimed and has not emitted
  * yet; what it emitted is the subscriber's to settle.
+ *
+ * A subscription fails with `QueueNotFound` once one of its queues is gone:
+ * at once when this layer deletes it, and otherwise (another client dropped
+ * it; no notification says so) at the next look at `pgmq.meta`, made at the
+ * start and every fallback polling interval — as often as a consumer's
+ * fallback poll reads the queue anyway.
  */
-import { type Message, type MessagingError, MessageNotification, type QueueName } from "@conveyor/core"
-import { Clock, Effect, Option, Stream } from "effect"
+import { type Message, MessagingError, MessageNotification, type QueueName } from "@conveyor/core"
+import { Clock, Deferred, type Duration, Effect, Exit, Option, Schedule, Stream } from "effect"
 import type * as PgmqEvent from "../PgmqEvent.ts"
 
 export interface Dependencies {
@@ -24,6 +30,10 @@ export interface Dependencies {
     visibilityMs: number
   ) => Effect.Effect<Option.Option<Message.QueuedMessage>, MessagingError.MessagingError>
   readonly release: (receipt: Message.Receipt) => Effect.Effect<void, MessagingError.MessagingError>
+  /** Which of these queues exist now. */
+  readonly existing: (queues: ReadonlyArray<QueueName.QueueName>) => Effect.Effect<ReadonlySet<string>, MessagingError.MessagingError>
+  /** How often a subscription looks for its queues being dropped by other clients. */
+  readonly checkEvery: Duration.Duration
 }
 
 export const defaultPrefetch = 100
@@ -58,6 +68,43 @@ const stepsOf = (event: PgmqEvent.PgmqEvent, now: number): ReadonlyArray<Step> =
 export const make = (dependencies: Dependencies) => {
   /** Deliveries claimed by live subscriptions and not yet emitted, one set per subscription. */
   const live = new Set<Set<Message.Receipt>>()
+
+  /** Live subscriptions by queue, each ended (failed) when this layer deletes one of its queues. */
+  const readers = new Map<QueueName.QueueName, Set<Deferred.Deferred<never, MessagingError.QueueNotFound>>>()
+  const notFound = (queue: QueueName.QueueName) =>
+    new MessagingError.QueueNotFound({ queue, message: `Queue ${queue} does not exist` })
+
+  /** Called once this layer has deleted `queue`. */
+  const deleted = (queue: QueueName.QueueName) =>
+    Effect.sync(() => {
+      for (const gone of readers.get(queue) ?? []) Deferred.doneUnsafe(gone, Exit.fail(notFound(queue)))
+    })
+
+  /** Fails when one of `queues` is gone; a look that could not be made (no connection) proves nothing. */
+  const untilGone = (queues: ReadonlyArray<QueueName.QueueName>) =>
+    Effect.gen(function*() {
+      const gone = Deferred.makeUnsafe<never, MessagingError.QueueNotFound>()
+      yield* Effect.acquireRelease(
+        Effect.sync(() => queues.forEach((queue) => readers.set(queue, (readers.get(queue) ?? new Set()).add(gone)))),
+        () =>
+          Effect.sync(() =>
+            queues.forEach((queue) => {
+              const waiting = readers.get(queue)
+              waiting?.delete(gone)
+              if (waiting?.size === 0) readers.delete(queue)
+            })
+          )
+      )
+      const look = dependencies.existing(queues).pipe(
+        Effect.flatMap((found) => {
+          const missing = queues.find((queue) => !found.has(queue))
+          return missing === undefined ? Effect.void : Deferred.fail(gone, notFound(missing))
+        }),
+        Effect.ignore
+      )
+      if (queues.length > 0) yield* Effect.forkScoped(Effect.repeat(look, Schedule.spaced(dependencies.checkEvery)))
+      return Deferred.await(gone)
+    })
 
   /** Called once a delivery is settled: its subscription no longer returns it. */
   const forget = (receipt: Message.Receipt) =>
@@ -95,7 +142,11 @@ export const make = (dependencies: Dependencies) => {
             })
           })
       )
+      const gone = yield* untilGone(queues)
+      // On the events, before any claim: a merge buffers, and a delivery must never wait in a
+      // buffer after it counts as emitted (it would be lost to the stream's end).
       return dependencies.events(queues).pipe(
+        Stream.interruptWhen(gone),
         Stream.mapEffect((event) => Effect.map(Clock.currentTimeMillis, (now) => stepsOf(event, now))),
         Stream.flattenIterable,
         Stream.mapEffect(
@@ -113,5 +164,5 @@ export const make = (dependencies: Dependencies) => {
       )
     }))
 
-  return { subscribe, forget }
+  return { subscribe, forget, deleted }
 }

@@ -1,7 +1,8 @@
 /**
  * Queue management: a queue is its stream with this layer's group (and the
  * same for its `_dlq`), registered in the prefix's queue set for
- * `listQueues`; deleting removes every key of both.
+ * `listQueues`; deleting removes every key of both, and wakes their
+ * subscriptions to find them gone.
  */
 import { type Messaging, QueueName } from "@conveyor/core"
 import { Effect } from "effect"
@@ -33,6 +34,14 @@ export const make = (redis: EffectRedis.Redis["Service"], keys: Keys, group: str
     const queue = yield* QueueName.make(name)
     const dlq = QueueName.deadLetter(queue)
     yield* redis.send("DEL", ...allKeys(queue), ...allKeys(dlq)).pipe(Effect.mapError(fromRedis("delete_queue", queue)))
+    // DEL does not end an XREAD blocked on the keys: an entry in each wake stream wakes the
+    // subscriptions of either queue, whose claim step then finds it gone (QueueNotFound), and
+    // the wake streams go again.
+    const wakes = [keys.of(queue).wake, keys.of(dlq).wake]
+    for (const wake of wakes) {
+      yield* redis.send("XADD", wake, "*", "deleted", "1").pipe(Effect.mapError(fromRedis("delete_queue", queue)))
+    }
+    yield* redis.send("DEL", ...wakes).pipe(Effect.mapError(fromRedis("delete_queue", queue)))
     yield* redis.send("SREM", keys.registry, queue, dlq).pipe(Effect.mapError(fromRedis("delete_queue", queue)))
     keys.forget(queue)
     keys.forget(dlq)

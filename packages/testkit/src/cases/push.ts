@@ -1,10 +1,32 @@
-import { Consumer, type Message, MessageNotification, Messaging } from "@conveyor/core"
+import { Consumer, type Message, MessageNotification, Messaging, type QueueName } from "@conveyor/core"
 import { assert } from "@effect/vitest"
-import { Clock, Duration, Effect, Fiber, Layer, Option, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
 import type { Context } from "../Conformance.ts"
 import { freshQueue } from "../Harness.ts"
 
 const long = { max: 10, visibilityTimeout: "30 seconds" } as const
+
+/** How soon a subscription to a queue deleted through the same layer ends (DESIGN §3, `subscribe`). */
+const endsWithin = Duration.seconds(1)
+
+/** The subscription of the other tests: the provider's own, or where it has no push a Consumer.stream. */
+const notificationsOf = (
+  m: Messaging.Messaging["Service"],
+  queues: ReadonlyArray<QueueName.QueueName>
+): Stream.Stream<MessageNotification.MessageNotification, unknown, Messaging.Messaging> =>
+  m.capabilities.push === "none"
+    ? Stream.map(Consumer.stream(queues, { mode: "Hybrid", visibilityTimeout: "30 seconds" }), (message) =>
+      MessageNotification.Message({ message }))
+    : m.subscribe(queues, { visibilityTimeout: "30 seconds" })
+
+const failedWithQueueNotFound = (exit: Exit.Exit<unknown, unknown>, q: string, what: string) => {
+  assert.isTrue(Exit.isFailure(exit), `${what} ended by failing`)
+  const error = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : Option.none()
+  assert.isTrue(Option.isSome(error), `${what} failed with a typed error: ${Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""}`)
+  const found = Option.getOrThrow(error) as { readonly _tag?: string; readonly queue?: string }
+  assert.strictEqual(found._tag, "QueueNotFound", `${what}: ${JSON.stringify(found)}`)
+  assert.strictEqual(found.queue, q)
+}
 
 export const push = ({ h, test }: Context) => {
   test("subscribe announces or delivers every message sent (without push: Consumer.stream polls them)", () =>
@@ -12,11 +34,7 @@ export const push = ({ h, test }: Context) => {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
       const seen = new Set<string>()
-      const notifications: Stream.Stream<MessageNotification.MessageNotification, unknown, Messaging.Messaging> = m.capabilities.push === "none"
-        ? Stream.map(Consumer.stream([q], { mode: "Hybrid", visibilityTimeout: "30 seconds" }), (message) =>
-          MessageNotification.Message({ message }))
-        : m.subscribe([q], { visibilityTimeout: "30 seconds" })
-      const fiber = yield* notifications.pipe(
+      const fiber = yield* notificationsOf(m, [q]).pipe(
         Stream.runForEach((notification) =>
           notification._tag === "Message"
             ? Effect.andThen(Effect.sync(() => seen.add(notification.message.id)), m.ack(notification.message.receipt))
@@ -37,11 +55,7 @@ export const push = ({ h, test }: Context) => {
       const m = yield* Messaging.Messaging
       const q = yield* freshQueue
       let pushed = 0
-      const notifications: Stream.Stream<MessageNotification.MessageNotification, unknown, Messaging.Messaging> = m.capabilities.push === "none"
-        ? Stream.map(Consumer.stream([q], { mode: "Hybrid", visibilityTimeout: "30 seconds" }), (message) =>
-          MessageNotification.Message({ message }))
-        : m.subscribe([q], { visibilityTimeout: "30 seconds" })
-      const fiber = yield* notifications.pipe(
+      const fiber = yield* notificationsOf(m, [q]).pipe(
         Stream.runForEach((notification) =>
           notification._tag === "Message"
             ? Effect.andThen(Effect.sync(() => pushed++), m.ack(notification.message.receipt))
@@ -143,5 +157,41 @@ export const push = ({ h, test }: Context) => {
       const id = yield* real.send(q, "missed by push")
       yield* h.eventually("delivered by poll", Effect.sync(() => got.includes(id)), "1200 millis")
       yield* Fiber.interrupt(fiber)
+    }))
+
+  test("deleting a queue ends its subscriptions and consumers with QueueNotFound within a second; a queue made again under its name serves a new one", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const subscription = yield* notificationsOf(m, [q]).pipe(Stream.runDrain, Effect.forkChild)
+      const consumer = yield* Consumer.run([q], () => Effect.void, { visibilityTimeout: "30 seconds" }).pipe(Effect.forkChild)
+      yield* Effect.yieldNow
+      yield* h.advance("200 millis")
+      assert.isUndefined(subscription.pollUnsafe(), "the subscription runs while its queue exists")
+      assert.isUndefined(consumer.pollUnsafe(), "so does the consumer")
+      yield* m.deleteQueue(q)
+      yield* h.eventually(
+        "the subscription and the consumer ended",
+        Effect.sync(() => subscription.pollUnsafe() !== undefined && consumer.pollUnsafe() !== undefined),
+        endsWithin
+      )
+      failedWithQueueNotFound(yield* Fiber.await(subscription), q, "the subscription")
+      failedWithQueueNotFound(yield* Fiber.await(consumer), q, "Consumer.run")
+
+      yield* m.ensureQueue(q)
+      const seen: Array<string> = []
+      const again = yield* notificationsOf(m, [q]).pipe(
+        Stream.runForEach((n) =>
+          n._tag === "Message"
+            ? Effect.andThen(Effect.sync(() => seen.push(n.message.id)), m.ack(n.message.receipt))
+            : Effect.sync(() => Option.map(n.messageId, (id) => seen.push(id)))
+        ),
+        Effect.forkChild
+      )
+      yield* Effect.yieldNow
+      yield* h.advance("200 millis")
+      const id = yield* m.send(q, "after")
+      yield* h.eventually("the new subscription sees the new queue's message", Effect.sync(() => seen.includes(id)), "3 seconds")
+      yield* Fiber.interrupt(again)
     }))
 }
