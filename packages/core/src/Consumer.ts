@@ -154,7 +154,7 @@ export const run = <E, R>(
           restore(handle(message)),
           (exit) => Exit.hasInterrupts(exit) ? release(messaging, new Set([message])) : Effect.void
         ))
-    ).pipe(Effect.forever, Effect.catch(() => Effect.void))
+    ).pipe(Effect.forever({ disableYield: true }), Effect.catch(() => Effect.void))
 
     const intake = Effect.flatMap(
       intakePaths(queues, o, admit),

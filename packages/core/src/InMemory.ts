@@ -4,14 +4,15 @@
  * one process, on Effect's Clock so tests drive it with TestClock.
  */
 import { Array as Arr, Clock, Deferred, Duration, Effect, Layer, Option, Stream } from "effect"
-import { MemoryQueue, type Entry } from "./internal/memoryQueue.ts"
+import { type Entry, MemoryQueue, owns } from "./internal/memoryQueue.ts"
 import type { Headers, Json, QueuedMessage, Receipt } from "./Message.ts"
 import { Message, PushHealth } from "./MessageNotification.ts"
 import { type Capabilities, Messaging } from "./Messaging.ts"
-import { ProviderError, QueueNotFound, StaleReceipt } from "./MessagingError.ts"
+import { type ProviderError, QueueNotFound, type StaleReceipt } from "./MessagingError.ts"
 import { instrument } from "./Observability.ts"
 import * as Payload from "./Payload.ts"
 import * as QueueName from "./QueueName.ts"
+import * as Receipts from "./Receipts.ts"
 
 const provider = "memory"
 
@@ -29,13 +30,17 @@ export const capabilities: Capabilities = {
   deadLetter: true
 }
 
-interface Token {
-  readonly seq: number
+/** What a memory receipt carries: the entry it claimed, so settling looks nothing up. */
+class Token {
+  readonly target: MemoryQueue
+  readonly entry: Entry
   readonly claim: number
+  constructor(target: MemoryQueue, entry: Entry) {
+    this.target = target
+    this.entry = entry
+    this.claim = entry.claim
+  }
 }
-
-const isToken = (token: unknown): token is Token =>
-  typeof token === "object" && token !== null && "seq" in token && "claim" in token
 
 const millis = (input: Duration.Input | undefined): number =>
   input === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(input))
@@ -54,9 +59,9 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
           : Effect.succeed(found)
       })
 
-    const toMessage = (queue: QueueName.QueueName, entry: Entry): QueuedMessage => {
+    const toMessage = (queue: QueueName.QueueName, target: MemoryQueue, entry: Entry): QueuedMessage => {
       const id = String(entry.seq)
-      const receipt: Receipt = { provider, queue, messageId: id, token: { seq: entry.seq, claim: entry.claim } }
+      const receipt: Receipt = { provider, queue, messageId: id, token: new Token(target, entry) }
       return {
         queue,
         id,
@@ -100,40 +105,27 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       while (claimed.length < max) {
         const entry = target.claimNext(++claims, now, visibilityMs)
         if (entry === undefined) break
-        claimed.push(toMessage(queue, entry))
+        claimed.push(toMessage(queue, target, entry))
       }
       return claimed
     }
 
-    /** The entry a receipt still owns, or `StaleReceipt`. Synchronous: it is on every ack's path. */
-    const owned = (receipt: Receipt) =>
-      Effect.clockWith((clock): Effect.Effect<
-        { readonly target: MemoryQueue; readonly entry: Entry; readonly now: number },
-        ProviderError | StaleReceipt
-      > => {
-        if (receipt.provider !== provider || !isToken(receipt.token)) {
-          return Effect.fail(
-            new ProviderError({
-              provider,
-              operation: "settle",
-              message: `Receipt from provider ${receipt.provider} cannot be settled by ${provider}`
-            })
-          )
+    /**
+     * Runs `settle` on what a receipt still owns, or fails with `StaleReceipt`. One step and
+     * no lookup: it is on every ack's path.
+     */
+    const withOwned = (
+      receipt: Receipt,
+      settle: (token: Token, now: number) => Effect.Effect<void> | void
+    ): Effect.Effect<void, ProviderError | StaleReceipt> =>
+      Effect.withFiber((fiber): Effect.Effect<void, ProviderError | StaleReceipt> => {
+        const token = receipt.token
+        if (receipt.provider !== provider || !(token instanceof Token)) {
+          return Effect.fail(Receipts.foreign(receipt, provider, "settle"))
         }
-        const target = queues.get(receipt.queue)
-        const now = clock.currentTimeMillisUnsafe()
-        const entry = target?.owned(receipt.token.seq, receipt.token.claim, now)
-        if (target === undefined || entry === undefined) {
-          return Effect.fail(
-            new StaleReceipt({
-              queue: receipt.queue,
-              messageId: receipt.messageId,
-              message:
-                `Delivery of message ${receipt.messageId} on ${receipt.queue} is no longer held: it was settled, or its visibility timeout passed`
-            })
-          )
-        }
-        return Effect.succeed({ target, entry, now })
+        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+        if (!owns(token.entry, token.claim, now)) return Effect.fail(Receipts.stale(receipt))
+        return settle(token, now) ?? Effect.void
       })
 
     const subscribe: Messaging["Service"]["subscribe"] = (names, subscribeOptions) => {
@@ -183,8 +175,11 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       ensureQueue,
       deleteQueue: (queue) =>
         Effect.sync(() => {
-          queues.delete(queue)
-          queues.delete(QueueName.deadLetter(queue))
+          // Purged first, so a receipt of a deleted queue is stale even if the queue is made again.
+          for (const name of [queue, QueueName.deadLetter(queue)]) {
+            queues.get(name)?.purge()
+            queues.delete(name)
+          }
         }),
       queueExists: (queue) => Effect.sync(() => queues.has(queue)),
       listQueues: Effect.sync(() => [...queues.keys()]),
@@ -203,26 +198,25 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
           const target = yield* lookup(queue)
           const now = yield* Clock.currentTimeMillis
           const entry = target.claimById(Number(id), ++claims, now, millis(fetchOptions.visibilityTimeout))
-          return entry === undefined ? Option.none() : Option.some(toMessage(queue, entry))
+          return entry === undefined ? Option.none() : Option.some(toMessage(queue, target, entry))
         }),
-      ack: (receipt) => Effect.map(owned(receipt), ({ entry, target }) => target.remove(entry.seq)),
+      ack: (receipt) => withOwned(receipt, ({ entry, target }) => target.remove(entry)),
       nack: (receipt, nackOptions) =>
-        Effect.gen(function*() {
-          const { entry, now, target } = yield* owned(receipt)
+        withOwned(receipt, ({ entry, target }, now) => {
           if (nackOptions?.requeue === false) {
-            target.remove(entry.seq)
+            target.remove(entry)
             const dlq = QueueName.deadLetter(receipt.queue)
-            yield* ensureQueue(receipt.queue)
-            const deadLetters = queues.get(dlq)!
-            enqueue(deadLetters, entry.body, entry.headers, now, 0)
-            deadLetters.changed()
-          } else {
-            target.release(entry, now, now + millis(nackOptions?.delay))
-            target.changed()
+            return Effect.andThen(ensureQueue(receipt.queue), Effect.sync(() => {
+              const deadLetters = queues.get(dlq)!
+              enqueue(deadLetters, entry.body, entry.headers, now, 0)
+              deadLetters.changed()
+            }))
           }
+          target.release(entry, now, now + millis(nackOptions?.delay))
+          target.changed()
         }),
       extendVisibility: (receipt, duration) =>
-        Effect.map(owned(receipt), ({ entry, now, target }) => target.extend(entry, now, now + millis(duration))),
+        withOwned(receipt, ({ entry, target }, now) => target.extend(entry, now, now + millis(duration))),
       stats: (queue) =>
         Effect.gen(function*() {
           const target = yield* lookup(queue)

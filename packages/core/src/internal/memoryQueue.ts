@@ -3,7 +3,8 @@
  * `now` in milliseconds so the provider can drive it from Effect's Clock (and
  * tests from TestClock). Ready messages sit in a heap by id (FIFO), invisible
  * ones (delayed or claimed) in a heap by the time they become visible; stale
- * heap records are skipped lazily by comparing versions.
+ * heap records are skipped lazily by comparing versions. A record holds its
+ * entry, so neither a claim nor a settle looks the message up by id.
  */
 import type { Headers } from "../Message.ts"
 import { Heap } from "./heap.ts"
@@ -15,38 +16,43 @@ export interface Entry {
   readonly enqueuedAt: number
   visibleAt: number
   receiveCount: number
-  /** The claim that currently owns the message; 0 when unclaimed. */
+  /** The claim that currently owns the message; 0 when unclaimed or removed. */
   claim: number
+  /** Bumped whenever the entry moves or leaves, so older heap records go stale. */
   version: number
 }
 
 interface ReadyRecord {
-  readonly seq: number
+  readonly entry: Entry
   readonly version: number
 }
 
 interface WaitingRecord {
   readonly at: number
-  readonly seq: number
+  readonly entry: Entry
   readonly version: number
 }
+
+/** Whether `claim` still owns `entry`: claimed by it (so not removed), not yet expired. */
+export const owns = (entry: Entry, claim: number, now: number): boolean => entry.claim === claim && entry.visibleAt > now
 
 export class MemoryQueue {
   readonly entries = new Map<number, Entry>()
   /** Subscribers of this queue, told when a message may have become visible. */
   readonly watchers = new Set<() => void>()
-  readonly #ready = new Heap<ReadyRecord>((a, b) => a.seq < b.seq)
-  readonly #waiting = new Heap<WaitingRecord>((a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq))
+  readonly #ready = new Heap<ReadyRecord>((a, b) => a.entry.seq < b.entry.seq)
+  readonly #waiting = new Heap<WaitingRecord>((a, b) =>
+    a.at < b.at || (a.at === b.at && a.entry.seq < b.entry.seq)
+  )
 
   #place(entry: Entry, now: number): void {
-    entry.version++
-    if (entry.visibleAt <= now) this.#ready.push({ seq: entry.seq, version: entry.version })
-    else this.#waiting.push({ at: entry.visibleAt, seq: entry.seq, version: entry.version })
+    const version = ++entry.version
+    if (entry.visibleAt <= now) this.#ready.push({ entry, version })
+    else this.#waiting.push({ at: entry.visibleAt, entry, version })
   }
 
   #current(record: ReadyRecord | WaitingRecord): Entry | undefined {
-    const entry = this.entries.get(record.seq)
-    return entry !== undefined && entry.version === record.version ? entry : undefined
+    return record.entry.version === record.version ? record.entry : undefined
   }
 
   /** Moves everything whose time has come from waiting to ready. */
@@ -54,7 +60,7 @@ export class MemoryQueue {
     for (let top = this.#waiting.peek(); top !== undefined && top.at <= now; top = this.#waiting.peek()) {
       this.#waiting.pop()
       const entry = this.#current(top)
-      if (entry !== undefined) this.#ready.push({ seq: entry.seq, version: entry.version })
+      if (entry !== undefined) this.#ready.push({ entry, version: entry.version })
     }
   }
 
@@ -88,14 +94,10 @@ export class MemoryQueue {
     return entry !== undefined && entry.visibleAt <= now ? this.#claimEntry(entry, claim, now, visibilityMs) : undefined
   }
 
-  /** The entry a claim still owns: present, claimed by it, not yet expired. */
-  owned(seq: number, claim: number, now: number): Entry | undefined {
-    const entry = this.entries.get(seq)
-    return entry !== undefined && entry.claim === claim && entry.visibleAt > now ? entry : undefined
-  }
-
-  remove(seq: number): void {
-    this.entries.delete(seq)
+  remove(entry: Entry): void {
+    this.entries.delete(entry.seq)
+    entry.claim = 0
+    entry.version++
   }
 
   release(entry: Entry, now: number, visibleAt: number): void {
@@ -129,6 +131,10 @@ export class MemoryQueue {
 
   purge(): number {
     const count = this.entries.size
+    for (const entry of this.entries.values()) {
+      entry.claim = 0
+      entry.version++
+    }
     this.entries.clear()
     this.#ready.clear()
     this.#waiting.clear()
