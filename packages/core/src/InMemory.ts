@@ -60,7 +60,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       })
 
     const toMessage = (queue: QueueName.QueueName, target: MemoryQueue, entry: Entry): QueuedMessage => {
-      const id = String(entry.seq)
+      const id = entry.id
       const receipt: Receipt = { provider, queue, messageId: id, token: new Token(target, entry) }
       return {
         queue,
@@ -87,7 +87,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
       headers: Headers,
       now: number,
       delayMs: number
-    ) => String(target.add(++seq, body, headers, now, now + delayMs).seq)
+    ) => target.add(++seq, body, headers, now, now + delayMs).id
 
     const sendBatch: Messaging["Service"]["sendBatch"] = (queue, payloads, sendOptions) =>
       Effect.gen(function*() {

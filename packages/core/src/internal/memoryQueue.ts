@@ -11,6 +11,8 @@ import { Heap } from "./heap.ts"
 
 export interface Entry {
   readonly seq: number
+  /** `seq` as the message id, made once rather than on every claim. */
+  readonly id: string
   readonly body: string
   readonly headers: Headers
   readonly enqueuedAt: number
@@ -65,7 +67,17 @@ export class MemoryQueue {
   }
 
   add(seq: number, body: string, headers: Headers, now: number, visibleAt: number): Entry {
-    const entry: Entry = { seq, body, headers, enqueuedAt: now, visibleAt, receiveCount: 0, claim: 0, version: 0 }
+    const entry: Entry = {
+      seq,
+      id: String(seq),
+      body,
+      headers,
+      enqueuedAt: now,
+      visibleAt,
+      receiveCount: 0,
+      claim: 0,
+      version: 0
+    }
     this.entries.set(seq, entry)
     this.#place(entry, now)
     return entry
