@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Heap } from "../src/internal/heap.ts"
+import { Heap } from "../src/internal/heap.js"
 
 /** A deterministic pseudo-random sequence, so a failure reproduces. */
 const random = (seed: number) => () => {
