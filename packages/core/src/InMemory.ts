@@ -224,13 +224,13 @@ export const make = (options: Options = {}): Effect.Effect<Messaging["Service"]>
           let visible = 0
           let inFlight = 0
           let oldest: number | undefined
-          for (const entry of target.entries.values()) {
+          for (const entry of target.values()) {
             if (entry.visibleAt <= now) visible++
             else if (entry.claim !== 0) inFlight++
             oldest = oldest === undefined ? entry.enqueuedAt : Math.min(oldest, entry.enqueuedAt)
           }
-          const depth = target.entries.size
-          const deadLettered = queues.get(QueueName.deadLetter(queue))?.entries.size ?? 0
+          const depth = target.size
+          const deadLettered = queues.get(QueueName.deadLetter(queue))?.size ?? 0
           return {
             queue,
             depth,

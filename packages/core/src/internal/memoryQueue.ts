@@ -20,6 +20,7 @@ export interface Entry {
   receiveCount: number
   /** The claim that currently owns the message; 0 when unclaimed or removed. */
   claim: number
+  removed: boolean
   /** Bumped whenever the entry moves or leaves, so older heap records go stale. */
   version: number
 }
@@ -39,7 +40,13 @@ interface WaitingRecord {
 export const owns = (entry: Entry, claim: number, now: number): boolean => entry.claim === claim && entry.visibleAt > now
 
 export class MemoryQueue {
-  readonly entries = new Map<number, Entry>()
+  /**
+   * Every message in id order (ids only grow), removed ones included until they are half of
+   * it: a settle marks its entry, and the live half is copied out now and then, which is
+   * cheaper than deleting from a large Map one by one. A fetch by id searches it.
+   */
+  #log: Array<Entry> = []
+  #removed = 0
   /** Subscribers of this queue, told when a message may have become visible. */
   readonly watchers = new Set<() => void>()
   readonly #ready = new Heap<ReadyRecord>((a, b) => a.entry.seq < b.entry.seq)
@@ -76,9 +83,10 @@ export class MemoryQueue {
       visibleAt,
       receiveCount: 0,
       claim: 0,
+      removed: false,
       version: 0
     }
-    this.entries.set(seq, entry)
+    this.#log.push(entry)
     this.#place(entry, now)
     return entry
   }
@@ -102,14 +110,40 @@ export class MemoryQueue {
   }
 
   claimById(seq: number, claim: number, now: number, visibilityMs: number): Entry | undefined {
-    const entry = this.entries.get(seq)
+    const entry = this.#find(seq)
     return entry !== undefined && entry.visibleAt <= now ? this.#claimEntry(entry, claim, now, visibilityMs) : undefined
   }
 
+  #find(seq: number): Entry | undefined {
+    const log = this.#log
+    let low = 0
+    let high = log.length
+    while (low < high) {
+      const mid = (low + high) >> 1
+      if (log[mid]!.seq < seq) low = mid + 1
+      else high = mid
+    }
+    const entry = log[low]
+    return entry !== undefined && entry.seq === seq && !entry.removed ? entry : undefined
+  }
+
   remove(entry: Entry): void {
-    this.entries.delete(entry.seq)
+    entry.removed = true
     entry.claim = 0
     entry.version++
+    if (++this.#removed >= 1024 && this.#removed * 2 >= this.#log.length) {
+      this.#log = this.#log.filter((kept) => !kept.removed)
+      this.#removed = 0
+    }
+  }
+
+  /** How many messages the queue holds. */
+  get size(): number {
+    return this.#log.length - this.#removed
+  }
+
+  *values(): IterableIterator<Entry> {
+    for (const entry of this.#log) if (!entry.removed) yield entry
   }
 
   release(entry: Entry, now: number, visibleAt: number): void {
@@ -142,12 +176,14 @@ export class MemoryQueue {
   }
 
   purge(): number {
-    const count = this.entries.size
-    for (const entry of this.entries.values()) {
+    const count = this.size
+    for (const entry of this.#log) {
+      entry.removed = true
       entry.claim = 0
       entry.version++
     }
-    this.entries.clear()
+    this.#log = []
+    this.#removed = 0
     this.#ready.clear()
     this.#waiting.clear()
     return count
