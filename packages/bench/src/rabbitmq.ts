@@ -13,7 +13,8 @@ export const provider: Provider = {
   subjects: [
     Conveyor.subject({
       layer: RabbitMq.layer({ url: Redacted.make(Raw.url), connectionName: "conveyor-bench", prefetch }).pipe(Layer.orDie),
-      config: "RabbitMq.layer; Consumer.run({ concurrency: handlers, batchSize: handlers }) (prefetch = handlers, as raw)",
+      config:
+        "RabbitMq.layer; Consumer.run({ concurrency: handlers, batchSize: handlers }) (prefetch = handlers + batchSize: running handlers and a full inbox; raw: prefetch = handlers)",
       runOptions: (concurrency) => ({ concurrency, batchSize: concurrency })
     }),
     Raw.subject

@@ -4,7 +4,7 @@
  * retries with backoff, dead-lettering and a graceful shutdown.
  * Claims are pull-based (see internal/intake.ts).
  */
-import { Array as Arr, type Cause, Effect, Exit, Fiber, FiberSet, Option, Queue, Stream } from "effect"
+import { Array as Arr, Cause, Clock, Effect, Exit, Fiber, FiberSet, Option, Queue, Stream } from "effect"
 import { backoff } from "./internal/backoff.ts"
 import { intakePaths } from "./internal/intake.ts"
 import * as Options from "./internal/options.ts"
@@ -105,35 +105,44 @@ export const run = <E, R>(
         })
       })
 
-    const afterFailure = (message: QueuedMessage, exit: Exit.Failure<void, E>) => {
-      const error = Exit.findErrorOption(exit)
+    const afterFailure = (message: QueuedMessage, cause: Cause.Cause<E>) => {
+      const error = Cause.findErrorOption(cause)
       return Option.isSome(error)
         ? onFailure(message, error.value)
         : Effect.andThen(
-          Effect.logError(`Handler died on message ${message.id} on ${message.queue}`, exit.cause),
+          Effect.logError(`Handler died on message ${message.id} on ${message.queue}`, cause),
           onFailure(message, undefined)
         )
     }
 
-    // Written with few steps on purpose: this runs once per message.
+    // Written with few steps on purpose: this runs once per message (one to read the fiber's
+    // clock and context, one for the handler's outcome, then the settle).
     const handle = (message: QueuedMessage): Effect.Effect<void, never, R> =>
-      Effect.clockWith((clock) => {
+      Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
         const start = clock.currentTimeMillisUnsafe()
-        return Effect.flatMap(Effect.exit(withProcessSpan(messaging.provider, message, handler(message))), (exit) =>
-          Effect.contextWith((context) => {
-            deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), context)
-            handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)
-            return Exit.isSuccess(exit) ? settleQuietly(message, messaging.ack(message.receipt)) : afterFailure(message, exit)
-          }))
+        deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), fiber.context)
+        const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, fiber.context)
+        return Effect.matchCauseEffect(withProcessSpan(messaging.provider, message, handler(message)), {
+          onSuccess: () => {
+            ran()
+            return settleQuietly(message, messaging.ack(message.receipt))
+          },
+          onFailure: (cause) => {
+            ran()
+            return afterFailure(message, cause)
+          }
+        })
       })
 
     // The inbox holds every claimed-but-unstarted message, and bounds them: an intake path
     // hands a batch over with `offerAll`, which suspends it until the whole batch fits, so a
     // path claims again only once its previous batch is in. A consumer holds at most
-    // concurrency + (k + 2) × batchSize claims, k = ⌈concurrency / batchSize⌉: running
-    // handlers, a full inbox, one batch of the push path and the poll path's k claims in
-    // flight, each waiting to enter. `concurrency` workers take from it
-    // (cheaper than a fiber per message); they end when the inbox does.
+    // concurrency + (k + 3) × batchSize claims, k = ⌈concurrency / batchSize⌉: running
+    // handlers, a full inbox, one batch of the push path (whose prefetch is running handlers
+    // and a full inbox), the poll path's k claims in flight, each waiting to enter, and up to
+    // batchSize claims by id (DESIGN §4). `concurrency` workers take from it (cheaper than a
+    // fiber per message); they end when the inbox does.
     const inbox = yield* Queue.bounded<QueuedMessage, Cause.Done>(o.batchSize)
     const workers = yield* FiberSet.make<void>()
 
@@ -147,14 +156,20 @@ export const run = <E, R>(
         (admitted) => admitted ? Effect.void : Effect.interrupt
       )
 
-    // Taking a message and making its handler return it if interrupted happen together.
+    // A worker is interruptible only while it handles a message, so taking the message and
+    // making its handler return it if interrupted happen together. Waiting to take needs no
+    // interruption: shutdown ends the inbox, which ends every worker waiting on it. It does not
+    // yield after each message (the runtime still yields every `MaxOpsBeforeYield` steps).
     const worker = Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(restore(Queue.take(inbox)), (message) =>
-        message.receiveCount > o.maxReceives ? deadLetter(message) : Effect.onExit(
-          restore(handle(message)),
-          (exit) => Exit.hasInterrupts(exit) ? release(messaging, new Set([message])) : Effect.void
-        ))
-    ).pipe(Effect.forever, Effect.catch(() => Effect.void))
+      Effect.forever(
+        Effect.flatMap(Queue.take(inbox), (message) =>
+          message.receiveCount > o.maxReceives ? deadLetter(message) : Effect.onExitPrimitive(
+            restore(handle(message)),
+            (exit) => Exit.hasInterrupts(exit) ? release(messaging, new Set([message])) : undefined
+          )),
+        { disableYield: true }
+      )
+    ).pipe(Effect.catch(() => Effect.void))
 
     const intake = Effect.flatMap(
       intakePaths(queues, o, admit),

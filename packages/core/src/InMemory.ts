@@ -4,7 +4,7 @@
  * one process, on Effect's Clock so tests drive it with TestClock.
  */
 import { Array as Arr, Clock, Deferred, Duration, Effect, Layer, Option, Stream } from "effect"
-import { MemoryQueue, type Entry } from "./internal/memoryQueue.ts"
+import { type Entry, MemoryQueue, owns } from "./internal/memoryQueue.ts"
 import type { Headers, Json, QueuedMessage, Receipt } from "./Message.ts"
 import { Message, PushHealth } from "./MessageNotification.ts"
 import * as Messaging from "./Messaging.ts"
@@ -30,13 +30,17 @@ export const capabilities: Messaging.Capabilities = {
   deadLetter: true
 }
 
-interface Token {
-  readonly seq: number
+/** What a memory receipt carries: the entry it claimed, so settling looks nothing up. */
+class Token {
+  readonly target: MemoryQueue
+  readonly entry: Entry
   readonly claim: number
+  constructor(target: MemoryQueue, entry: Entry) {
+    this.target = target
+    this.entry = entry
+    this.claim = entry.claim
+  }
 }
-
-const isToken = (token: unknown): token is Token =>
-  typeof token === "object" && token !== null && "seq" in token && "claim" in token
 
 const millis = (input: Duration.Input | undefined): number =>
   input === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(input))
@@ -54,9 +58,9 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
         return found === undefined ? Effect.fail(notFound(queue)) : Effect.succeed(found)
       })
 
-    const toMessage = (queue: QueueName.QueueName, entry: Entry): QueuedMessage => {
-      const id = String(entry.seq)
-      const receipt: Receipt = { provider, queue, messageId: id, token: { seq: entry.seq, claim: entry.claim } }
+    const toMessage = (queue: QueueName.QueueName, target: MemoryQueue, entry: Entry): QueuedMessage => {
+      const id = entry.id
+      const receipt: Receipt = { provider, queue, messageId: id, token: new Token(target, entry) }
       return {
         queue,
         id,
@@ -85,7 +89,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
       headers: Headers,
       now: number,
       delayMs: number
-    ) => String(target.add(++seq, body, headers, now, now + delayMs).seq)
+    ) => target.add(++seq, body, headers, now, now + delayMs).id
 
     const sendBatch: Messaging.Messaging["Service"]["sendBatch"] = (queue, payloads, sendOptions) =>
       Effect.gen(function*() {
@@ -103,23 +107,27 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
       while (claimed.length < max) {
         const entry = target.claimNext(++claims, now, visibilityMs)
         if (entry === undefined) break
-        claimed.push(toMessage(queue, entry))
+        claimed.push(toMessage(queue, target, entry))
       }
       return claimed
     }
 
-    /** The entry a receipt still owns, or `StaleReceipt`. Synchronous: it is on every ack's path. */
-    const owned = (receipt: Receipt) =>
-      Effect.clockWith((clock): Effect.Effect<
-        { readonly target: MemoryQueue; readonly entry: Entry; readonly now: number },
-        ProviderError | StaleReceipt
-      > => {
-        if (receipt.provider !== provider || !isToken(receipt.token)) return Effect.fail(Receipts.foreign(receipt, provider, "settle"))
-        const target = queues.get(receipt.queue)
-        const now = clock.currentTimeMillisUnsafe()
-        const entry = target?.owned(receipt.token.seq, receipt.token.claim, now)
-        if (target === undefined || entry === undefined) return Effect.fail(Receipts.stale(receipt))
-        return Effect.succeed({ target, entry, now })
+    /**
+     * Runs `settle` on what a receipt still owns, or fails with `StaleReceipt`. One step and
+     * no lookup: it is on every ack's path.
+     */
+    const withOwned = (
+      receipt: Receipt,
+      settle: (token: Token, now: number) => Effect.Effect<void> | void
+    ): Effect.Effect<void, ProviderError | StaleReceipt> =>
+      Effect.withFiber((fiber): Effect.Effect<void, ProviderError | StaleReceipt> => {
+        const token = receipt.token
+        if (receipt.provider !== provider || !(token instanceof Token)) {
+          return Effect.fail(Receipts.foreign(receipt, provider, "settle"))
+        }
+        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+        if (!owns(token.entry, token.claim, now)) return Effect.fail(Receipts.stale(receipt))
+        return settle(token, now) ?? Effect.void
       })
 
     const subscribe: Messaging.Messaging["Service"]["subscribe"] = (names, subscribeOptions) => {
@@ -171,7 +179,9 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
         for (const name of [queue, QueueName.deadLetter(queue)]) {
           const target = queues.get(name)
           queues.delete(name)
-          // Its subscriptions wake to find it gone, and end.
+          // Purged first, so a receipt of a deleted queue is stale even if the queue is made
+          // again; its subscriptions wake to find it gone, and end.
+          target?.purge()
           target?.changed()
         }
       })
@@ -188,23 +198,22 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
         const target = yield* lookup(queue)
         const now = yield* Clock.currentTimeMillis
         const entry = target.claimById(Number(id), ++claims, now, millis(fetchOptions.visibilityTimeout))
-        return entry === undefined ? Option.none() : Option.some(toMessage(queue, entry))
+        return entry === undefined ? Option.none() : Option.some(toMessage(queue, target, entry))
       })
 
     const nack = (receipt: Receipt, nackOptions?: Messaging.NackOptions) =>
-      Effect.gen(function*() {
-        const { entry, now, target } = yield* owned(receipt)
+      withOwned(receipt, ({ entry, target }, now) => {
         if (nackOptions?.requeue === false) {
-          target.remove(entry.seq)
+          target.remove(entry)
           const dlq = QueueName.deadLetter(receipt.queue)
           create(dlq)
           const deadLetters = queues.get(dlq)!
           enqueue(deadLetters, entry.body, entry.headers, now, 0)
           deadLetters.changed()
-        } else {
-          target.release(entry, now, now + millis(nackOptions?.delay))
-          target.changed()
+          return
         }
+        target.release(entry, now, now + millis(nackOptions?.delay))
+        target.changed()
       })
 
     const stats = (queue: QueueName.QueueName) =>
@@ -212,7 +221,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
         const target = yield* lookup(queue)
         const now = yield* Clock.currentTimeMillis
         const { oldest, ...counts } = target.counts(now)
-        const deadLettered = queues.get(QueueName.deadLetter(queue))?.entries.size ?? 0
+        const deadLettered = queues.get(QueueName.deadLetter(queue))?.size ?? 0
         return { queue, ...counts, deadLettered, ...(oldest === undefined ? {} : { oldestAgeMs: now - oldest }) }
       })
 
@@ -233,10 +242,10 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
       sendBatch: (queue, payloads, sendOptions) => valid(queue, (q) => sendBatch(q, payloads, sendOptions)),
       receive: (queue, receiveOptions) => valid(queue, (q) => receive(q, receiveOptions)),
       fetch: (queue, id, fetchOptions) => valid(queue, (q) => fetch(q, id, fetchOptions)),
-      ack: Receipts.checked((receipt) => Effect.map(owned(receipt), ({ entry, target }) => target.remove(entry.seq))),
+      ack: Receipts.checked((receipt) => withOwned(receipt, ({ entry, target }) => target.remove(entry))),
       nack: Receipts.checked(nack),
       extendVisibility: Receipts.checked((receipt, duration: Duration.Input) =>
-        Effect.map(owned(receipt), ({ entry, now, target }) => target.extend(entry, now, now + millis(duration)))),
+        withOwned(receipt, ({ entry, target }, now) => target.extend(entry, now, now + millis(duration)))),
       stats: (queue) => valid(queue, stats),
       healthCheck: Effect.succeed({ provider, healthy: true, latencyMs: 0, push: "Connected" }),
       subscribe: (names, subscribeOptions) =>

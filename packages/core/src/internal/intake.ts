@@ -101,7 +101,7 @@ export const intakePaths = (
     // element: few stages per chunk keep a trickle of single messages cheap.
     const pushed: Stream.Stream<ReadonlyArray<QueuedMessage>, MessagingError> = mode === "PollingOnly"
       ? Stream.empty
-      : messaging.subscribe(queues, { visibilityTimeout, prefetch: batchSize }).pipe(
+      : messaging.subscribe(queues, { visibilityTimeout, prefetch: options.prefetch }).pipe(
         Stream.mapArrayEffect((notifications) => {
           const delivered: Array<QueuedMessage> = []
           const available: Array<Available> = []

@@ -12,7 +12,7 @@ export interface StreamOptions {
   readonly mode?: DeploymentMode
   /** The fast poll cadence: PollingOnly, and Hybrid while push is degraded (default every 100 ms). */
   readonly poll?: Schedule.Schedule<unknown>
-  /** Messages claimed per receive, and the push prefetch (default 16). */
+  /** Messages claimed per receive (default 16); the push prefetch of a stream. */
   readonly batchSize?: number
   /** How long a claimed message stays invisible to others (default 30 s). */
   readonly visibilityTimeout?: Duration.Input
@@ -41,6 +41,12 @@ export interface Intake {
    * stream, enough to keep `concurrency` handlers busy for `run`.
    */
   readonly claimsInFlight: number
+  /**
+   * What the subscription may hold unsettled (AMQP prefetch): a batch for a stream; for
+   * `run`, its running handlers and a full inbox, so a handler never waits for an ack's round
+   * trip to free a delivery.
+   */
+  readonly prefetch: number
 }
 
 export interface Run extends Intake {
@@ -56,7 +62,8 @@ export const intake = (options: StreamOptions, capabilities: Capabilities): Inta
   batchSize: Math.max(1, options.batchSize ?? 16),
   visibilityTimeout: Duration.fromInputUnsafe(options.visibilityTimeout ?? "30 seconds"),
   fallback: capabilities.fallbackPollingInterval,
-  claimsInFlight: 1
+  claimsInFlight: 1,
+  prefetch: Math.max(1, options.batchSize ?? 16)
 })
 
 export const run = (options: RunOptions, capabilities: Capabilities): Run => {
@@ -65,6 +72,7 @@ export const run = (options: RunOptions, capabilities: Capabilities): Run => {
   return {
     ...resolved,
     claimsInFlight: Math.ceil(concurrency / resolved.batchSize),
+    prefetch: concurrency + resolved.batchSize,
     concurrency,
     maxReceives: options.maxReceives ?? 5,
     retryBackoff: options.retryBackoff ??
