@@ -82,6 +82,11 @@ export const subscribe = (
         Effect.retry({ schedule: deps.reconnect, while: (error) => error._tag === "ConnectionError" }),
         Effect.tap(() => markRecovered(deps)),
         Effect.flatMap(handOver),
+        // The next poll after one scheduler turn: the fibers the hand-over woke (the reader, the
+        // consumer's worker) run first. Building and signing an SDK request costs about a
+        // millisecond of CPU, which otherwise runs before the handler of the message just handed
+        // over (idle send → handler p50 fell from ≈ 2.4 to ≈ 0.3 ms after the poll's answer).
+        Effect.andThen(Effect.yieldNow),
         Effect.forever,
         Effect.catch((error) => Queue.fail(out, error))
       )
