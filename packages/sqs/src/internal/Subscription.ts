@@ -59,12 +59,14 @@ export const subscribe = (
       )
     )
 
+    // What fits goes in at once; the rest one at a time as the reader makes room.
     const handOver = (messages: ReadonlyArray<Message.QueuedMessage>) =>
       Effect.suspend(() => {
-        let given = 0
+        const deliveries = messages.map((message) => MessageNotification.Message({ message }))
+        let given = deliveries.length - Queue.offerAllUnsafe(out, deliveries).length
         return Effect.whileLoop({
-          while: () => given < messages.length,
-          body: () => Queue.offer(out, MessageNotification.Message({ message: messages[given]! })),
+          while: () => given < deliveries.length,
+          body: () => Queue.offer(out, deliveries[given]!),
           step: () => given++
         }).pipe(Effect.onInterrupt(() => deps.release(messages.slice(given))))
       })
