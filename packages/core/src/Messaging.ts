@@ -25,6 +25,12 @@ export interface Capabilities {
    */
   readonly delayPrecision?: Duration.Duration
   readonly deadLetter: boolean
+  /**
+   * Set where `receive` long polls: it honours `ReceiveOptions.waitTime` up to this long (SQS:
+   * 20 s, in whole seconds rounded down). Absent: `waitTime` is ignored and `receive` returns
+   * at once.
+   */
+  readonly maxWaitTime?: Duration.Duration
 }
 
 export interface QueueOptions {
@@ -42,6 +48,11 @@ export interface ReceiveOptions {
   /** At most this many messages (default 1). */
   readonly max?: number
   readonly visibilityTimeout: Duration.Input
+  /**
+   * Wait up to this long for a first message when none is visible (long polling), on a provider
+   * declaring `capabilities.maxWaitTime` (at most that long); others ignore it.
+   */
+  readonly waitTime?: Duration.Input
 }
 
 export interface FetchOptions {
@@ -99,7 +110,10 @@ export class Messaging extends Context.Service<Messaging, {
     payloads: ReadonlyArray<Json>,
     options?: SendOptions
   ) => Effect.Effect<ReadonlyArray<MessageId>, MessagingError>
-  /** Claims up to `max` visible messages; never blocks on an empty queue. */
+  /**
+   * Claims up to `max` visible messages; never blocks on an empty queue, except for a
+   * `waitTime` on a provider that long polls (then it answers as soon as a message is visible).
+   */
   readonly receive: (queue: QueueName, options: ReceiveOptions) => Effect.Effect<ReadonlyArray<QueuedMessage>, MessagingError>
   /** Claims one message by id if it is visible now. */
   readonly fetch: (

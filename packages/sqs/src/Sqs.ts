@@ -57,7 +57,9 @@ export const capabilities: Messaging.Capabilities = {
   delayedDelivery: true,
   // DelaySeconds: whole seconds, and SQS shows a due message when it does (DESIGN §5).
   delayPrecision: Duration.seconds(1),
-  deadLetter: true
+  deadLetter: true,
+  // ReceiveMessage's WaitTimeSeconds: `receive` long polls when given a `waitTime`.
+  maxWaitTime: Duration.seconds(Limits.maxWaitSeconds)
 }
 
 const badOption = (message: string) => new MessagingError.ProviderError({ provider, operation: "configure", message })
@@ -81,7 +83,8 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
       endpoint: options.endpoint,
       region: options.region ?? "us-east-1",
       credentials: options.credentials,
-      requestTimeoutMs: (waitSeconds + 10) * 1000,
+      // The longest wait any call may ask for (a receive's `waitTime` too), plus headroom.
+      requestTimeoutMs: (Limits.maxWaitSeconds + 10) * 1000,
       maxSockets: 256
     })
     const queues = yield* Queues.make(client, { maxBytes, maxReceiveCount })
@@ -95,6 +98,7 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
 
     const claims = yield* Claims.make({ client, queues, holdings, settlement, reconnect })
     const receiveOnce = Receiver.make(client, holdings, claims.onUndecodable)
+    const outliving = Receiver.outliving(fibers, claims.release)
 
     const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, _opts?: Messaging.QueueOptions) {
       yield* queues.ensure(yield* QueueName.ensurable(yield* QueueName.make(name)))
@@ -148,13 +152,17 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
       const max = Math.max(1, Math.floor(opts.max ?? 1))
       const visibilityMs = Durations.millis(opts.visibilityTimeout)
       yield* Limits.visibilitySeconds("receive")(opts.visibilityTimeout)
+      const waitSeconds = Limits.waitSeconds(opts.waitTime)
       const claimed: Array<Message.QueuedMessage> = []
       return yield* queues.withUrl(queue, (url) =>
         Effect.gen(function*() {
-          // SQS hands out at most 10 per call: ask again while each call comes back full.
+          // SQS hands out at most 10 per call: ask again while each call comes back full. Only
+          // the first call waits; one that waits outlives this receive if it is interrupted.
           while (claimed.length < max) {
             const want = Math.min(Limits.maxBatch, max - claimed.length)
-            const got = yield* retryConnection(receiveOnce({ queue, url, max: want, visibilityMs, waitSeconds: 0 }))
+            const wait = claimed.length === 0 ? waitSeconds : 0
+            const once = receiveOnce({ queue, url, max: want, visibilityMs, waitSeconds: wait })
+            const got = yield* retryConnection(wait > 0 ? outliving(once) : once)
             claimed.push(...got)
             if (got.length < want) break
           }
@@ -213,8 +221,8 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
       receive: receiveOnce,
       urlOf: queues.urlOf,
       release: claims.release,
+      outliving,
       health,
-      fibers,
       waitSeconds,
       reconnect,
       defaultPrefetch: options.prefetch ?? Limits.maxBatch

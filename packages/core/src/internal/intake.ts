@@ -8,7 +8,7 @@
 import { Array as Arr, Clock, Duration, Effect, Fiber, FiberSet, Option, Queue, Schedule, Semaphore, Stream } from "effect"
 import type { MessageId, QueuedMessage } from "../Message.ts"
 import type { MessageNotification, PushHealth } from "../MessageNotification.ts"
-import { Messaging } from "../Messaging.ts"
+import { type Capabilities, Messaging } from "../Messaging.ts"
 import type { MessagingError } from "../MessagingError.ts"
 import type { QueueName } from "../QueueName.ts"
 import { backoff } from "./backoff.ts"
@@ -35,6 +35,20 @@ type Available = Extract<MessageNotification, { _tag: "Available" }>
 const dueRetry = Schedule.exponential("2 millis").pipe(Schedule.upTo({ times: 5 }))
 
 /**
+ * How long a sweep waits for a first message on a provider that long polls: the poll
+ * schedule's period (its first delay), capped by the provider's longest wait. A sweep parked on
+ * an idle queue then ends about when the next is due, so a message reaches the consumer in one
+ * long-poll round trip rather than at the next poll, and a claim let finish after shutdown
+ * (see `claimed`) holds its messages no longer than a period.
+ */
+const longPoll = (poll: Schedule.Schedule<unknown>, capabilities: Capabilities) => {
+  const longest = capabilities.maxWaitTime
+  return longest === undefined
+    ? Effect.succeed(Option.none<Duration.Duration>())
+    : Effect.map(backoff(poll, 1), Option.map((period) => Duration.min(period, longest)))
+}
+
+/**
  * The two intake paths of `queues` (deliveries pushed by the provider, and
  * messages claimed on signals). Every message is handed to `onClaimed` as
  * soon as it is held — which may suspend, and so pauses that path — and then
@@ -50,6 +64,8 @@ export const intakePaths = (
     const { batchSize, mode, visibilityTimeout } = options
     const followUps = yield* Queue.unbounded<Signal>()
     const timers = yield* FiberSet.make()
+    const waitTime = Option.getOrUndefined(yield* longPoll(options.poll, messaging.capabilities))
+    const sweep = waitTime === undefined ? { max: batchSize, visibilityTimeout } : { max: batchSize, visibilityTimeout, waitTime }
 
     // A sweep starts `claimsInFlight` chains of claims per queue; each chain claims again while
     // its batches come back full (drain), so that many claims are in flight while a queue drains.
@@ -90,9 +106,15 @@ export const intakePaths = (
             )
             : claim({ _tag: "Sweep", queue: signal.queue })).pipe(Effect.tap(retryIfDue(signal)))
         case "Sweep":
-          return messaging.receive(signal.queue, { max: batchSize, visibilityTimeout }).pipe(
+          return messaging.receive(signal.queue, sweep).pipe(
             // A full batch means there is probably more: drain before waiting for the schedule.
-            Effect.tap((messages) => messages.length === batchSize ? Queue.offer(followUps, signal) : Effect.void)
+            // A long poll that brought anything polls again at once too: parked on an idle queue
+            // it costs nothing, and the next message need not wait for the schedule.
+            Effect.tap((messages) =>
+              messages.length === batchSize || (waitTime !== undefined && messages.length > 0)
+                ? Queue.offer(followUps, signal)
+                : Effect.void
+            )
           )
       }
     }

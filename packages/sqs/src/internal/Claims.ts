@@ -73,11 +73,14 @@ export const make = ({ client, holdings, queues, reconnect, settlement }: Deps) 
       Effect.gen(function*() {
         const queue = yield* QueueName.make(receipt.queue)
         const token = yield* holdings.beginSettle(receipt, operation)
-        return yield* queues.withUrl(queue, (url) => f(token, url, queue)).pipe(
-          Effect.retry({
-            schedule: reconnect,
-            while: (error) => error._tag === "ConnectionError" && clock.currentTimeMillisUnsafe() < holdings.deadlineOf(token)
-          }),
+        const attempt = queues.withUrl(queue, (url) => f(token, url, queue))
+        const held = (error: MessagingError.MessagingError) =>
+          error._tag === "ConnectionError" && clock.currentTimeMillisUnsafe() < holdings.deadlineOf(token)
+        // Retries are set up only once the first try failed: nothing extra per settlement.
+        return yield* attempt.pipe(
+          Effect.catch((error) =>
+            held(error) ? Effect.retry(attempt, { schedule: reconnect, while: held }) : Effect.fail(error)
+          ),
           Effect.tapError((error) => error._tag === "StaleReceipt" ? Effect.void : Effect.sync(() => holdings.abandonSettle(token)))
         )
       })

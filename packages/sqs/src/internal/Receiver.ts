@@ -1,6 +1,7 @@
 /**
  * One ReceiveMessage call turned into claimed `QueuedMessage`s, for `receive`
- * (no wait) and the long-poll subscription (a wait of up to 20 s).
+ * (no wait, or the caller's `waitTime`) and the long-poll subscription (a wait
+ * of up to 20 s); `outliving` runs a long poll its caller may abandon.
  *
  * Each receipt's deadline is the requested visibility timeout counted from
  * when the claim can have started at the earliest: the request's start, or,
@@ -10,7 +11,7 @@
  */
 import { type Message as SqsMessage, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs"
 import type { Message, MessagingError, QueueName } from "@conveyor/core"
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Fiber, FiberSet } from "effect"
 import { call } from "./client.ts"
 import * as Codec from "./codec.ts"
 import type { Holdings } from "./Holdings.ts"
@@ -77,3 +78,20 @@ export const make = (client: SQSClient, holdings: Holdings, onUndecodable: OnUnd
     }
     return claimed
   })
+
+/**
+ * Runs a long poll so that its caller can be interrupted safely. A long poll cannot be called
+ * off: the server may already have claimed messages for an answer nobody would read (aborting
+ * the request leaves them invisible for a whole visibility timeout). So it runs in the layer's
+ * fibers, outside the caller; an interrupted caller stops waiting at once and leaves a fiber
+ * that makes whatever the poll brings back visible again.
+ */
+export const outliving = (
+  fibers: FiberSet.FiberSet<unknown, unknown>,
+  release: (messages: ReadonlyArray<Message.QueuedMessage>) => Effect.Effect<void>
+) =>
+(poll: Effect.Effect<ReadonlyArray<Message.QueuedMessage>, MessagingError.MessagingError>) =>
+  Effect.flatMap(FiberSet.run(fibers, poll), (fiber) =>
+    Fiber.join(fiber).pipe(
+      Effect.onInterrupt(() => FiberSet.run(fibers, Fiber.join(fiber).pipe(Effect.flatMap(release), Effect.ignore)))
+    ))

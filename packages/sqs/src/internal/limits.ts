@@ -12,6 +12,8 @@ import { provider } from "./errors.ts"
 
 export const maxDelaySeconds = 900
 export const maxVisibilitySeconds = 43_200
+/** SQS's longest long poll (WaitTimeSeconds). */
+export const maxWaitSeconds = 20
 /** SQS's ceiling for a receive or a batch call. */
 export const maxBatch = 10
 /** SQS's default MaximumMessageSize: 256 KiB. Queues take up to 1 MiB. */
@@ -32,3 +34,7 @@ const seconds = (what: string, operation: string, max: number) => (input: Durati
 
 export const delaySeconds = seconds("delays a message", "send", maxDelaySeconds)
 export const visibilitySeconds = (operation: string) => seconds("keeps a message invisible", operation, maxVisibilitySeconds)
+
+/** A receive's wait in whole seconds, rounded *down* (never longer than asked), at most 20. */
+export const waitSeconds = (input: Duration.Input | undefined) =>
+  Math.min(maxWaitSeconds, Math.max(0, Math.floor(Durations.millis(input ?? 0) / 1000)))

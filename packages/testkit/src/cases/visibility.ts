@@ -1,6 +1,6 @@
 import { Messaging, QueueName } from "@conveyor/core"
 import { assert } from "@effect/vitest"
-import { Effect } from "effect"
+import { Clock, Effect, Fiber } from "effect"
 import type { Context } from "../Conformance.ts"
 import { freshQueue } from "../Harness.ts"
 
@@ -35,6 +35,31 @@ export const visibility = ({ h, test }: Context) => {
       yield* h.advance("1500 millis")
       const [message] = yield* m.receive(q, long)
       assert.strictEqual(message?.id, id)
+    }))
+
+  test("receive with a waitTime: a provider that long polls (maxWaitTime) answers when a message arrives; any other at once", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const started = yield* Clock.currentTimeMillis
+      const waiting = yield* Effect.forkChild(m.receive(q, { ...long, waitTime: "5 seconds" }))
+      const elapsed = Effect.map(Clock.currentTimeMillis, (now) => now - started)
+      if (m.capabilities.maxWaitTime === undefined) {
+        // Ignored: the empty queue answers at once (on virtual time, without the clock moving).
+        assert.deepStrictEqual(yield* Fiber.join(waiting), [])
+        assert.isBelow(yield* elapsed, 1000)
+      } else {
+        yield* h.advance("300 millis")
+        const id = yield* m.send(q, "while waiting")
+        const got = yield* Fiber.join(waiting)
+        assert.deepStrictEqual(got.map((message) => message.id), [id])
+        assert.isBelow(yield* elapsed, 2000, "answered when the message arrived, not at the end of the 5 s wait")
+        yield* m.ack(got[0]!.receipt)
+        // Nothing arrives: it waits the whole second asked for, then answers empty.
+        const before = yield* Clock.currentTimeMillis
+        assert.deepStrictEqual(yield* m.receive(q, { ...long, waitTime: "1 second" }), [])
+        assert.isAtLeast((yield* Clock.currentTimeMillis) - before, 900)
+      }
     }))
 
   test("nack requeues at once, or after its delay", () =>
