@@ -12,7 +12,7 @@
  */
 import * as EffectRedis from "effect/persistence/Redis"
 import type { QueueKeys } from "./Keys.ts"
-import { keysOf, lastId, now } from "./lua.ts"
+import { keysOf, now } from "./lua.ts"
 
 /**
  * A plain send of payload/headers pairs (headers '' for none): their entry ids
@@ -65,27 +65,73 @@ return 1
   }
 ).withReturnType<number>()
 
+/** How often the claim step looks for claims without a deadline, and how old such a claim must be (ms). */
+export const janitorPeriodMs = 3000
+
 /**
  * The claim step of receive and subscribe: moves due delayed messages into
  * the stream, re-claims (XCLAIM) nacked claims now due and claims whose
  * deadline passed, then reads new entries (XREADGROUP) up to `max`; every
- * claim gets its deadline. Returns `[now, nextDue, lastStreamId, lastWakeId,
- * id, count, fields, id, count, fields, ...]`; `nextDue` is the earliest
- * score of the three sets (-1: none), when a subscriber must look again.
+ * claim gets its deadline. Returns `[now, nextDue, id, count, fields, id,
+ * count, fields, ...]`; `nextDue` is the earliest score of the three sets
+ * (-1: none), when a subscriber must look again.
+ *
+ * The janitor, at most once per `janitorPeriodMs` per queue and group (the
+ * time kept in the `j:` hash): a claim read by a subscription's blocking
+ * XREADGROUP is registered (given its deadline) by a call right after the
+ * read; if that reply or call was lost (the connection died, the process
+ * crashed) the entry sits pending without a deadline. The janitor gives every
+ * such entry at least `janitorPeriodMs` old the deadline now, so the next claim
+ * step takes it back; it walks the pending list a page per run (the cursor in
+ * `j:`), and acknowledges wake signals read by consumers that are gone.
+ * `ensureWake` ('1') creates the group on the wake stream, which a
+ * subscription reads through the group (its first claim step asks).
  */
 export const claim = EffectRedis.script(
-  (keys: QueueKeys, group: string, consumer: string, max: number, visibilityMs: number) => [
+  (keys: QueueKeys, group: string, consumer: string, max: number, visibilityMs: number, ensureWake: boolean) => [
     ...keysOf(keys),
+    keys.janitor,
     group,
     consumer,
     max,
-    visibilityMs
+    visibilityMs,
+    ensureWake ? 1 : 0
   ],
   {
-    numberOfKeys: 5,
-    lua: `${now}${lastId}
+    numberOfKeys: 6,
+    lua: `${now}
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOQUEUE queue does not exist') end
 local group, consumer, max, vt = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+if ARGV[5] == '1' then redis.pcall('XGROUP', 'CREATE', KEYS[3], group, '$', 'MKSTREAM') end
+-- Wake signals a subscription read (this consumer's, or with nil anyone's) carry nothing to
+-- settle: acknowledged here, since a claim step follows every read of one. No group on the
+-- wake stream (only receive has run): nothing to do.
+local function acknowledge_signals(owner)
+  local ok, signals
+  if owner then
+    ok, signals = pcall(redis.call, 'XPENDING', KEYS[3], group, '-', '+', 1000, owner)
+  else
+    ok, signals = pcall(redis.call, 'XPENDING', KEYS[3], group, '-', '+', 1000)
+  end
+  if ok and #signals > 0 then
+    local ids = {}
+    for _, p in ipairs(signals) do ids[#ids + 1] = p[1] end
+    redis.call('XACK', KEYS[3], group, unpack(ids))
+  end
+end
+if tonumber(redis.call('HGET', KEYS[6], 'at') or '0') <= now then
+  local from = redis.call('HGET', KEYS[6], 'from') or '-'
+  local page = redis.call('XPENDING', KEYS[1], group, 'IDLE', ${janitorPeriodMs}, from, '+', 200)
+  for _, p in ipairs(page) do
+    if not redis.call('ZSCORE', KEYS[4], p[1]) and not redis.call('ZSCORE', KEYS[5], p[1]) then
+      redis.call('ZADD', KEYS[4], now, p[1])
+    end
+  end
+  if #page == 200 then from = '(' .. page[#page][1] else from = '-' end
+  redis.call('HSET', KEYS[6], 'at', now + ${janitorPeriodMs}, 'from', from)
+  acknowledge_signals(nil)
+end
+acknowledge_signals(consumer)
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
 for _, member in ipairs(due) do
   local m = cjson.decode(member)
@@ -132,12 +178,45 @@ for _, key in ipairs({KEYS[2], KEYS[5], KEYS[4]}) do
     if nextDue < 0 or score < nextDue then nextDue = score end
   end
 end
-local head = {now, nextDue, last_id(KEYS[1]), last_id(KEYS[3])}
+local head = {now, nextDue}
 for i = 1, #out do head[#head + 1] = out[i] end
 return head
 `
   }
 ).withReturnType<ReadonlyArray<unknown>>()
+
+/**
+ * The registration of what a subscription's blocking XREADGROUP read (sent
+ * on the shared connection as soon as the reply is in, without waiting for
+ * it): each entry read that is still pending and neither nacked nor given a
+ * deadline already (an extend or the janitor came first) gets the deadline
+ * now + `visibilityMs`. A settle that comes before it finds the claim live
+ * (lua.ts `holds`). Returns how many deadlines it set.
+ */
+export const register = EffectRedis.script(
+  (keys: QueueKeys, group: string, visibilityMs: number, entries: ReadonlyArray<string>) => [
+    keys.stream,
+    keys.inFlight,
+    keys.retry,
+    group,
+    visibilityMs,
+    ...entries
+  ],
+  {
+    numberOfKeys: 3,
+    lua: `${now}
+local group, vt = ARGV[1], tonumber(ARGV[2])
+-- The entries of one read are consecutive in the stream: one range of the pending list holds them.
+local set = 0
+for _, p in ipairs(redis.call('XPENDING', KEYS[1], group, ARGV[3], ARGV[#ARGV], #ARGV - 2)) do
+  if not redis.call('ZSCORE', KEYS[3], p[1]) then
+    set = set + redis.call('ZADD', KEYS[2], 'NX', now + vt, p[1])
+  end
+end
+return set
+`
+  }
+).withReturnType<number>()
 
 /** Removes every message (visible, claimed, delayed) and recreates the group: `[removed]`. */
 export const purge = EffectRedis.script(
@@ -156,16 +235,20 @@ return removed
 
 /**
  * `[xlen, undelivered+due claims (visible), inFlight, delayed, oldestAgeMs (-1: empty), deadLettered]`;
- * -1 alone when the queue does not exist.
+ * -1 alone when the queue does not exist. Claims are counted from the pending list, so a claim
+ * not yet registered (scripts.register) is in flight too.
  */
 export const stats = EffectRedis.script(
-  (keys: QueueKeys, dlq: QueueKeys) => [...keysOf(keys), dlq.stream],
+  (keys: QueueKeys, dlq: QueueKeys, group: string) => [...keysOf(keys), dlq.stream, group],
   {
     numberOfKeys: 6,
     lua: `${now}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local length = redis.call('XLEN', KEYS[1])
-local claims, nacked, delayed = redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]), redis.call('ZCARD', KEYS[2])
+local ok, summary = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1])
+local pending = 0
+if ok then pending = summary[1] end
+local nacked, delayed = redis.call('ZCARD', KEYS[5]), redis.call('ZCARD', KEYS[2])
 local expired = redis.call('ZCOUNT', KEYS[4], '-inf', now)
 local retryDue = redis.call('ZCOUNT', KEYS[5], '-inf', now)
 local delayedDue = redis.call('ZCOUNT', KEYS[2], '-inf', now)
@@ -174,8 +257,8 @@ local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
 if first[1] then oldest = now - tonumber(string.match(first[1][1], '^(%d+)')) end
 return {
   length + delayed,
-  length - claims - nacked + expired + retryDue + delayedDue,
-  claims - expired,
+  length - pending + expired + retryDue + delayedDue,
+  pending - nacked - expired,
   delayed - delayedDue + nacked - retryDue,
   oldest,
   redis.call('XLEN', KEYS[6])
