@@ -1,6 +1,6 @@
 /**
  * Deferred registration: a subscription's blocking XREADGROUP claims entries
- * before their deadlines exist (scripts.register sets them right after). The
+ * before their deadlines exist (claimScripts.register sets them right after). The
  * claim must be live in between, settles that overtake the registration must
  * win, and an entry whose registration never comes (its reader crashed) must
  * not be stranded: the janitor gives it a deadline and it is delivered again.
@@ -13,7 +13,7 @@ import { layer, raw, uniquePrefix, uniqueQueue } from "./support.ts"
 
 // The provider's internals are not exported; this test reads two of them by path (a computed one:
 // the type-check of tests builds against the package's public API only).
-const Scripts = (await import(`../src/internal/${"scripts"}.ts`)) as {
+const Scripts = (await import(`../src/internal/${"claimScripts"}.ts`)) as {
   readonly register: { readonly lua: string }
   readonly janitorPeriodMs: number
 }

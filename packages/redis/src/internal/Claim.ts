@@ -1,5 +1,5 @@
 /**
- * One claim step on one queue (see scripts.claim), decoded into messages.
+ * One claim step on one queue (see claimScripts.claim), decoded into messages.
  * An entry that is not a Conveyor message (no payload field, not JSON: another
  * writer's entry) is dead-lettered at once: kept, never retried forever.
  * The step runs uninterruptibly: once the script has claimed, its messages
@@ -12,7 +12,7 @@ import type * as EffectRedis from "effect/persistence/Redis"
 import { type Claimed, type ClaimReply, claimReply, toQueued } from "./Codec.ts"
 import { fromRedis } from "./errors.ts"
 import type { Keys } from "./Keys.ts"
-import * as Scripts from "./scripts.ts"
+import * as Scripts from "./claimScripts.ts"
 import type { Settle } from "./Settle.ts"
 
 export interface Claim {

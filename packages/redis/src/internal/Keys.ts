@@ -6,7 +6,7 @@
  * - `<prefix>w:<queue>`          a one-entry stream that wakes blocked subscribers (delays, nacks), read through the group
  * - `<prefix>v:<queue>:<group>`  the group's claims, scored by visibility deadline
  * - `<prefix>r:<queue>:<group>`  the group's nacked claims, scored by when they are visible again
- * - `<prefix>j:<queue>:<group>`  the janitor's next run and cursor (scripts.claim), a hash
+ * - `<prefix>j:<queue>:<group>`  the janitor's next run and cursor (claimScripts.claim), a hash
  * - `<prefix>queues`             the set of queues ensured through any layer of this prefix
  */
 import { MessagingError, QueueName } from "@conveyor/core"

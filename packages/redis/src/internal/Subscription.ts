@@ -6,12 +6,12 @@
  * for at most the time until the next known due time, and at most
  * `blockTimeout`. Entries read are emitted at once, and their deadlines are
  * registered by one script call per queue sent right after the read
- * (scripts.register: deferred registration; a settle that overtakes it finds
+ * (claimScripts.register: deferred registration; a settle that overtakes it finds
  * the claim live). A read reply lost with its connection leaves entries
  * pending without a deadline: the claim step's janitor gives them one within
- * a few seconds (scripts.claim), so nothing is stranded.
+ * a few seconds (claimScripts.claim), so nothing is stranded.
  *
- * The claim step (scripts.claim) runs per queue at start, after a reconnect,
+ * The claim step (claimScripts.claim) runs per queue at start, after a reconnect,
  * on a wake signal, at a due time (a delay, a nack, a deadline it set), and
  * at least every `blockTimeout` even while reads keep returning (claims made
  * by other consumers may expire unseen). Redis ends a BLOCK on its own timer
@@ -32,7 +32,7 @@ import type { Claims } from "./Claim.ts"
 import { type Claimed, streamsOf } from "./Codec.ts"
 import { fromRedis, isReply } from "./errors.ts"
 import type { Keys } from "./Keys.ts"
-import * as Scripts from "./scripts.ts"
+import * as Scripts from "./claimScripts.ts"
 import type { Tracker } from "./Tracker.ts"
 
 export interface SubscriptionDeps {

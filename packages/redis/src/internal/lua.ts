@@ -1,5 +1,5 @@
 /**
- * Lua fragments shared by the scripts (scripts.ts, settleScripts.ts): the
+ * Lua fragments shared by the scripts (scripts.ts, claimScripts.ts, settleScripts.ts): the
  * server's time, the check that a receipt still names the live claim, and
  * whether an acked entry may be deleted.
  */
@@ -14,7 +14,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
  * KEYS[1] stream, KEYS[inFlight], KEYS[retry]; ARGV[1] group. True while the receipt names the
  * live claim: its pending delivery count is unchanged (every claim raises it) and it is neither
  * past its deadline nor nacked. A claim read by a subscription's blocking XREADGROUP has no
- * deadline until its registration (scripts.register, sent right after the read) has run; it is
+ * deadline until its registration (claimScripts.register, sent right after the read) has run; it is
  * live meanwhile, since only a registered claim can expire and be claimed again.
  */
 export const holds = (inFlight: number, retry: number) => `
