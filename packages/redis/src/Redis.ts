@@ -10,7 +10,9 @@
  * - visibility timeouts: Redis knows only idle times, so deadlines live in a
  *   sorted set and an expired claim is taken back by the next claim step
  *   (receive, or a subscription: at its due time when it made the claim, within
- *   `blockTimeout` when another consumer did);
+ *   `blockTimeout` when another consumer did); a subscription's blocking
+ *   XREADGROUP claims before the deadline exists (registered right after the
+ *   read), and one whose reply was lost gets a deadline from the janitor;
  * - `fetch` by id: a group hands out entries in order only, so it is
  *   `Unsupported` (capabilities.fetchById is false);
  * - delayed sends wait in a sorted set and enter the stream when due: their
@@ -104,7 +106,7 @@ export const make = (
 
     const settle = yield* Settle.make(redis, keys, group)
     const tracker = Tracker.make(settle)
-    const claim = Claim.make(redis, keys, group, consumer, settle)
+    const claims = Claim.make(redis, keys, group, consumer, settle)
     const health = yield* SubscriptionRef.make<MessageNotification.PushHealth>(MessageNotification.PushHealth.Connected())
     const queues = Queues.make(redis, keys, group)
     const { send, sendBatch } = yield* Send.make(redis, keys, maxBytes, retryConnection)
@@ -113,7 +115,7 @@ export const make = (
       const queue = yield* QueueName.make(name)
       const visibilityMs = Math.ceil(Durations.millis(opts.visibilityTimeout))
       const max = Math.max(1, Math.floor(opts.max ?? 1))
-      return (yield* retryConnection(claim(queue, max, visibilityMs))).messages
+      return (yield* retryConnection(claims.step(queue, max, visibilityMs))).messages
     })
 
     const fetch = (_queue: QueueName.QueueName, _id: Message.MessageId, _opts: Messaging.FetchOptions) =>
@@ -160,7 +162,9 @@ export const make = (
             Subscription.subscribe({
               redis,
               keys,
-              claim,
+              group,
+              consumer,
+              claims,
               tracker,
               health,
               reconnect,

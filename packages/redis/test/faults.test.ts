@@ -64,7 +64,7 @@ describe("faults", () => {
     return Effect.gen(function*() {
       const admin = yield* raw()
       const health = yield* flow(Effect.gen(function*() {
-        assert.isAtLeast(yield* killConnections(admin, name, "xread"), 1)
+        assert.isAtLeast(yield* killConnections(admin, name, "xreadgroup"), 1)
       }))
       assert.deepStrictEqual(health.slice(0, 3), ["Connected", "Degraded", "Reconnected"])
     }).pipe(Effect.scoped, Effect.provide(layer({ connectionName: name })))

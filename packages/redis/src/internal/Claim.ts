@@ -1,5 +1,5 @@
 /**
- * One claim step on one queue (see scripts.claim), decoded into messages.
+ * One claim step on one queue (see claimScripts.claim), decoded into messages.
  * An entry that is not a Conveyor message (no payload field, not JSON: another
  * writer's entry) is dead-lettered at once: kept, never retried forever.
  * The step runs uninterruptibly: once the script has claimed, its messages
@@ -9,10 +9,10 @@
 import type { Message, MessagingError, QueueName } from "@conveyor/core"
 import { Effect } from "effect"
 import type * as EffectRedis from "effect/persistence/Redis"
-import { type ClaimReply, claimReply, toQueued } from "./Codec.ts"
+import { type Claimed, type ClaimReply, claimReply, toQueued } from "./Codec.ts"
 import { fromRedis } from "./errors.ts"
 import type { Keys } from "./Keys.ts"
-import * as Scripts from "./scripts.ts"
+import * as Scripts from "./claimScripts.ts"
 import type { Settle } from "./Settle.ts"
 
 export interface Claim {
@@ -20,11 +20,21 @@ export interface Claim {
   readonly messages: ReadonlyArray<Message.QueuedMessage>
 }
 
-export type ClaimStep = (
-  queue: QueueName.QueueName,
-  max: number,
-  visibilityMs: number
-) => Effect.Effect<Claim, MessagingError.MessagingError>
+export interface Claims {
+  /** The claim step; `ensureWake` also creates the group on the queue's wake stream. */
+  readonly step: (
+    queue: QueueName.QueueName,
+    max: number,
+    visibilityMs: number,
+    ensureWake?: boolean
+  ) => Effect.Effect<Claim, MessagingError.MessagingError>
+  /** Claimed entries as messages; the ones that are not Conveyor messages are dead-lettered. */
+  readonly decode: (
+    queue: QueueName.QueueName,
+    claimed: ReadonlyArray<Claimed>,
+    visibleUntil: Date
+  ) => Effect.Effect<ReadonlyArray<Message.QueuedMessage>>
+}
 
 export const make = (
   redis: EffectRedis.Redis["Service"],
@@ -32,29 +42,34 @@ export const make = (
   group: string,
   consumer: string,
   settle: Settle
-): ClaimStep =>
-(queue, max, visibilityMs) =>
-  redis.eval(Scripts.claim)(keys.of(queue), group, consumer, max, visibilityMs).pipe(
-    Effect.mapError(fromRedis("receive", queue)),
-    Effect.flatMap((raw) => {
-      const reply = claimReply(raw)
-      const visibleUntil = new Date(reply.now + visibilityMs)
-      const messages: Array<Message.QueuedMessage> = []
-      const foreign: Array<Message.Receipt> = []
-      for (const claimed of reply.claimed) {
-        const message = toQueued(queue, claimed, visibleUntil)
-        if (typeof message !== "string") {
-          messages.push(message)
-          continue
-        }
-        foreign.push({ provider: "redis", queue, messageId: claimed.entry, token: { entry: claimed.entry, count: String(claimed.count) } })
+): Claims => {
+  const decode: Claims["decode"] = (queue, claimed, visibleUntil) => {
+    const messages: Array<Message.QueuedMessage> = []
+    const foreign: Array<Message.Receipt> = []
+    for (const entry of claimed) {
+      const message = toQueued(queue, entry, visibleUntil)
+      if (typeof message !== "string") {
+        messages.push(message)
+        continue
       }
-      const result: Claim = { reply, messages }
-      return foreign.length === 0 ? Effect.succeed(result) : settle.deadLetterAll(foreign).pipe(
-        Effect.andThen(Effect.logWarning(`Dead-lettered ${foreign.length} entries of queue ${queue} that are not Conveyor messages`)),
-        Effect.catch((error) => Effect.logWarning(`Could not dead-letter foreign entries of queue ${queue}: ${error.message}`)),
-        Effect.as(result)
-      )
-    }),
-    Effect.uninterruptible
-  )
+      foreign.push({ provider: "redis", queue, messageId: entry.entry, token: { entry: entry.entry, count: String(entry.count) } })
+    }
+    return foreign.length === 0 ? Effect.succeed(messages) : settle.deadLetterAll(foreign).pipe(
+      Effect.andThen(Effect.logWarning(`Dead-lettered ${foreign.length} entries of queue ${queue} that are not Conveyor messages`)),
+      Effect.catch((error) => Effect.logWarning(`Could not dead-letter foreign entries of queue ${queue}: ${error.message}`)),
+      Effect.as(messages)
+    )
+  }
+
+  const step: Claims["step"] = (queue, max, visibilityMs, ensureWake = false) =>
+    redis.eval(Scripts.claim)(keys.of(queue), group, consumer, max, visibilityMs, ensureWake).pipe(
+      Effect.mapError(fromRedis("receive", queue)),
+      Effect.flatMap((raw) => {
+        const reply = claimReply(raw)
+        return Effect.map(decode(queue, reply.claimed, new Date(reply.now + visibilityMs)), (messages): Claim => ({ reply, messages }))
+      }),
+      Effect.uninterruptible
+    )
+
+  return { step, decode }
+}

@@ -35,21 +35,17 @@ export interface ClaimReply {
   readonly now: number
   /** Server ms when something of this queue falls due (-1: nothing scheduled). */
   readonly nextDue: number
-  readonly lastStreamId: string
-  readonly lastWakeId: string
   readonly claimed: ReadonlyArray<Claimed>
 }
 
 export const claimReply = (reply: ReadonlyArray<unknown>): ClaimReply => {
   const claimed: Array<Claimed> = []
-  for (let i = 4; i < reply.length; i += 3) {
+  for (let i = 2; i < reply.length; i += 3) {
     claimed.push({ entry: String(reply[i]), count: Number(reply[i + 1]), fields: reply[i + 2] as ReadonlyArray<string> })
   }
   return {
     now: Number(reply[0]),
     nextDue: Number(reply[1]),
-    lastStreamId: String(reply[2]),
-    lastWakeId: String(reply[3]),
     claimed
   }
 }
@@ -101,4 +97,17 @@ export const toQueued = (
     enqueuedAt: new Date(time === undefined ? entryTime(claimed.entry) : Number(time)),
     visibleUntil
   }
+}
+
+/** One stream's entries in an XREADGROUP reply: `[id, [field, value, …]]` each. */
+export type ReadEntries = ReadonlyArray<readonly [string, ReadonlyArray<string> | null]>
+
+/**
+ * The streams of an XREAD / XREADGROUP reply as `[key, entries]` pairs: a Map or
+ * an object under RESP3 (node-redis 6's default), pairs under RESP2.
+ */
+export const streamsOf = (reply: unknown): ReadonlyArray<readonly [string, ReadEntries]> => {
+  if (reply instanceof Map) return [...reply.entries()] as Array<[string, ReadEntries]>
+  if (Array.isArray(reply)) return reply.map((pair) => [String(pair[0]), pair[1] as ReadEntries] as const)
+  return Object.entries(reply as Record<string, ReadEntries>)
 }

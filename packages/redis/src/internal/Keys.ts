@@ -3,9 +3,10 @@
  * prefix and the (validated) queue name, so queues never share keys:
  * - `<prefix>q:<queue>`          the stream of messages (one consumer group per layer group)
  * - `<prefix>d:<queue>`          delayed sends, a sorted set scored by due time
- * - `<prefix>w:<queue>`          a one-entry stream that wakes blocked subscribers (delays, nacks)
+ * - `<prefix>w:<queue>`          a one-entry stream that wakes blocked subscribers (delays, nacks), read through the group
  * - `<prefix>v:<queue>:<group>`  the group's claims, scored by visibility deadline
  * - `<prefix>r:<queue>:<group>`  the group's nacked claims, scored by when they are visible again
+ * - `<prefix>j:<queue>:<group>`  the janitor's next run and cursor (claimScripts.claim), a hash
  * - `<prefix>queues`             the set of queues ensured through any layer of this prefix
  */
 import { MessagingError, QueueName } from "@conveyor/core"
@@ -17,6 +18,7 @@ export interface QueueKeys {
   readonly wake: string
   readonly inFlight: string
   readonly retry: string
+  readonly janitor: string
 }
 
 const prefixPattern = /^[A-Za-z0-9_.:{}-]{0,64}$/
@@ -51,7 +53,8 @@ export const make = (prefix: string, group: string) => {
         delayed: `${prefix}d:${queue}`,
         wake: `${prefix}w:${queue}`,
         inFlight: `${prefix}v:${queue}:${group}`,
-        retry: `${prefix}r:${queue}:${group}`
+        retry: `${prefix}r:${queue}:${group}`,
+        janitor: `${prefix}j:${queue}:${group}`
       }
       cache.set(queue, keys)
     }

@@ -27,7 +27,7 @@ export const make = (redis: EffectRedis.Redis["Service"], keys: Keys, group: str
 
   const allKeys = (queue: QueueName.QueueName) => {
     const k = keys.of(queue)
-    return [k.stream, k.delayed, k.wake, k.inFlight, k.retry]
+    return [k.stream, k.delayed, k.wake, k.inFlight, k.retry, k.janitor]
   }
 
   const deleteQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
@@ -71,7 +71,7 @@ export const make = (redis: EffectRedis.Redis["Service"], keys: Keys, group: str
 
   const stats = Effect.fnUntraced(function*(name: QueueName.QueueName) {
     const queue = yield* QueueName.make(name)
-    const counts = yield* redis.eval(Scripts.stats)(keys.of(queue), keys.of(QueueName.deadLetter(queue))).pipe(
+    const counts = yield* redis.eval(Scripts.stats)(keys.of(queue), keys.of(QueueName.deadLetter(queue)), group).pipe(
       Effect.mapError(fromRedis("stats", queue))
     )
     if (counts[0]! < 0) return yield* Effect.fail(queueNotFound(queue))

@@ -1,38 +1,46 @@
 /**
- * `subscribe`: claims on demand, and blocks in between. Each pull runs the
- * claim step (scripts.claim, prefetch messages per queue) on the queues that
- * may have something, and emits the claimed messages as `Message`
- * deliveries. When nothing is claimable it waits in `XREAD BLOCK` on a
- * reserved connection for a new entry in any of the queues' streams or wake
- * streams (delayed sends and nacks write there), for at most the time until
- * the next known due time, and at most `blockTimeout` (claims made by other
- * consumers may expire unseen). Redis ends a BLOCK on its own timer tick
- * only (`hz` 10: up to 100 ms late), so a wait that ends at a due time is
- * ended by our clock: `CLIENT UNBLOCK` of the reserved connection, at once.
+ * `subscribe`: a blocking `XREADGROUP` on a reserved connection, which claims
+ * as it reads, so a message sent to an idle subscription reaches it in one
+ * round trip. The read covers the queues' streams and their wake streams
+ * (delayed sends and nacks write there), up to `prefetch` entries per queue,
+ * for at most the time until the next known due time, and at most
+ * `blockTimeout`. Entries read are emitted at once, and their deadlines are
+ * registered by one script call per queue sent right after the read
+ * (claimScripts.register: deferred registration; a settle that overtakes it finds
+ * the claim live). A read reply lost with its connection leaves entries
+ * pending without a deadline: the claim step's janitor gives them one within
+ * a few seconds (claimScripts.claim), so nothing is stranded.
  *
- * Why XREAD and not XREADGROUP BLOCK: a blocked XREADGROUP claims entries on
- * the server as they arrive, so a reply lost with its connection (killed,
- * reset, the subscriber interrupted) would leave claims in the pending list
- * with no deadline, held by nobody, forever. XREAD claims nothing; the claim
- * is always the atomic script, whose reply cannot be lost.
+ * The claim step (claimScripts.claim) runs per queue at start, after a reconnect,
+ * on a wake signal, at a due time (a delay, a nack, a deadline it set), and
+ * at least every `blockTimeout` even while reads keep returning (claims made
+ * by other consumers may expire unseen). Redis ends a BLOCK on its own timer
+ * tick only (`hz` 10: up to 100 ms late), so a wait that ends at a due time is
+ * ended by our clock: `CLIENT UNBLOCK` of the reserved connection, at once.
+ * Ending the subscription while it blocks unblocks the read and waits for its
+ * reply, so what it read goes back at once instead of waiting for the janitor.
  *
  * A lost connection degrades push health; the subscription reserves a new
  * one on the reconnect schedule, reports `Reconnected` and claims every
  * queue again. Deliveries claimed but not emitted when the stream ends are
  * returned at once; the ones emitted are the subscriber's to settle.
  */
-import { Durations, MessageNotification, type Messaging, type MessagingError, type QueueName } from "@conveyor/core"
-import { Clock, Duration, Effect, Exit, type Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Durations, type Message, MessageNotification, type Messaging, type MessagingError, type QueueName } from "@conveyor/core"
+import { Clock, Duration, Effect, Exit, Fiber, type Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import type * as EffectRedis from "effect/persistence/Redis"
-import type { ClaimStep } from "./Claim.ts"
+import type { Claims } from "./Claim.ts"
+import { type Claimed, streamsOf } from "./Codec.ts"
 import { fromRedis, isReply } from "./errors.ts"
 import type { Keys } from "./Keys.ts"
+import * as Scripts from "./claimScripts.ts"
 import type { Tracker } from "./Tracker.ts"
 
 export interface SubscriptionDeps {
   readonly redis: EffectRedis.Redis["Service"]
   readonly keys: Keys
-  readonly claim: ClaimStep
+  readonly group: string
+  readonly consumer: string
+  readonly claims: Claims
   readonly tracker: Tracker
   readonly health: SubscriptionRef.SubscriptionRef<MessageNotification.PushHealth>
   readonly reconnect: Schedule.Schedule<unknown, unknown>
@@ -41,19 +49,14 @@ export interface SubscriptionDeps {
   readonly defaultPrefetch: number
 }
 
-/** The stream keys an XREAD reply names: a map under RESP3 (node-redis 6's default), pairs under RESP2. */
-const repliedKeys = (reply: unknown): Iterable<string> => {
-  if (reply instanceof Map) return reply.keys()
-  if (Array.isArray(reply)) return reply.map((pair) => String(pair[0]))
-  return Object.keys(reply as object)
-}
-
 interface Reserved {
   readonly connection: EffectRedis.Connection
   /** Its `CLIENT ID`, for `CLIENT UNBLOCK`. */
   readonly id: string
   readonly scope: Scope.Closeable
 }
+
+type Messages = ReadonlyArray<Message.QueuedMessage>
 
 export const subscribe = (
   deps: SubscriptionDeps,
@@ -68,13 +71,16 @@ export const subscribe = (
     if (unique.length === 0) return Stream.never
     const streamKeys = unique.map((queue) => deps.keys.of(queue).stream)
     const wakeKeys = unique.map((queue) => deps.keys.of(queue).wake)
-    const queueOfKey = new Map<string, QueueName.QueueName>()
-    unique.forEach((queue, i) => queueOfKey.set(streamKeys[i]!, queue).set(wakeKeys[i]!, queue))
-    const streamCursor = new Map<QueueName.QueueName, string>()
-    const wakeCursor = new Map<QueueName.QueueName, string>()
+    const readArgs = ["STREAMS", ...streamKeys, ...wakeKeys, ...unique.flatMap(() => [">", ">"])]
+    const ofStream = new Map(unique.map((queue, i) => [streamKeys[i]!, queue]))
+    const ofWake = new Map(unique.map((queue, i) => [wakeKeys[i]!, queue]))
     /** Local clock ms at which a queue has something due (a delay, a nack, a deadline). */
     const dueAt = new Map<QueueName.QueueName, number>()
+    /** Local clock ms of each queue's last claim step. */
+    const claimedAt = new Map<QueueName.QueueName, number>()
     const pending = new Set<QueueName.QueueName>(unique)
+    /** Queues whose next claim step creates the group on their wake stream (at start, after NOGROUP). */
+    const ensureWake = new Set<QueueName.QueueName>(unique)
     const held = deps.tracker.open()
     let reserved: Reserved | undefined
     let lost = false
@@ -113,10 +119,13 @@ export const subscribe = (
       // Claimed and tracked in one uninterruptible step: whatever happens next (an interruption,
       // another queue's claim failing), the stream's end returns these deliveries.
       const claimOne = (queue: QueueName.QueueName) =>
-        deps.retryConnection(Effect.uninterruptible(Effect.tap(deps.claim(queue, prefetch, visibilityMs), ({ messages }) =>
-          Effect.sync(() => {
-            for (const message of messages) held.add(message.receipt)
-          }))))
+        deps.retryConnection(Effect.uninterruptible(
+          Effect.tap(deps.claims.step(queue, prefetch, visibilityMs, ensureWake.has(queue)), ({ messages }) =>
+            Effect.sync(() => {
+              ensureWake.delete(queue)
+              for (const message of messages) held.add(message.receipt)
+            }))
+        ))
       // Read before the claim: the script's `now` comes later, so a due time counted from here is
       // never after the real one, however long the reply took (a slow reply costs one more claim,
       // not lateness).
@@ -125,11 +134,10 @@ export const subscribe = (
       const claims = batch.length === 1
         ? [yield* claimOne(batch[0]!)]
         : yield* Effect.forEach(batch, claimOne, { concurrency: "unbounded" })
-      const out: Array<MessageNotification.MessageNotification> = []
+      const out: Array<Message.QueuedMessage> = []
       claims.forEach(({ messages, reply }, i) => {
         const queue = batch[i]!
-        streamCursor.set(queue, reply.lastStreamId)
-        wakeCursor.set(queue, reply.lastWakeId)
+        claimedAt.set(queue, now)
         if (reply.nextDue < 0) dueAt.delete(queue)
         else dueAt.set(queue, now + Math.max(0, reply.nextDue - reply.now))
         // A full batch: probably more waiting, claim again before blocking.
@@ -137,71 +145,122 @@ export const subscribe = (
         // Emitted now: the subscriber's from here on, not returned when the stream ends.
         for (const message of messages) {
           held.emitted(message.receipt)
-          out.push(MessageNotification.Message({ message }))
+          out.push(message)
         }
       })
       return out
     })
 
+    /**
+     * Marks the queues whose due time or periodic claim step has come; returns how long the read
+     * may wait, and whether a due time comes within it (the wait is then ended on our clock).
+     */
     const markDue = (now: number) => {
-      for (const [queue, at] of dueAt) if (at <= now) pending.add(queue)
+      let waitMs = deps.blockTimeoutMs
+      let byDueTime = false
+      for (const queue of unique) {
+        const at = dueAt.get(queue)
+        const stale = (claimedAt.get(queue) ?? now) + deps.blockTimeoutMs
+        if ((at !== undefined && at <= now) || stale <= now) pending.add(queue)
+        if (at !== undefined && at - now < deps.blockTimeoutMs) byDueTime = true
+        waitMs = Math.min(waitMs, stale - now, at === undefined ? waitMs : at - now)
+      }
+      return { waitMs, byDueTime }
     }
 
-    const block = Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      let waitMs = deps.blockTimeoutMs
-      for (const at of dueAt.values()) waitMs = Math.min(waitMs, at - now)
-      if (waitMs <= 0) return markDue(now)
-      const { connection: conn, id } = yield* connection
-      const cursors = [...unique.map((queue) => streamCursor.get(queue) ?? "$"), ...unique.map((queue) => wakeCursor.get(queue) ?? "$")]
-      const read = conn.send<unknown>(
-        "XREAD",
-        "COUNT",
-        "1",
-        "BLOCK",
-        String(Math.ceil(waitMs)),
-        "STREAMS",
-        ...streamKeys,
-        ...wakeKeys,
-        ...cursors
+    /**
+     * What one read returned: the entries of each queue are registered (one call per queue, not
+     * awaited) and decoded; a wake signal makes the queue's next step a claim step (which
+     * acknowledges the signal).
+     */
+    const took = (reply: unknown, readAt: number) =>
+      Effect.gen(function*() {
+        const out: Array<Message.QueuedMessage> = []
+        const visibleUntil = new Date(readAt + visibilityMs)
+        for (const [key, entries] of streamsOf(reply)) {
+          const woken = ofWake.get(key)
+          if (woken !== undefined) pending.add(woken)
+          const queue = ofStream.get(key)
+          if (queue === undefined || entries.length === 0) continue
+          const claimed = entries.map(([entry, fields]): Claimed => ({ entry, count: 1, fields: fields ?? [] }))
+          yield* Effect.forkDetach(register(queue, claimed), { startImmediately: true })
+          out.push(...(yield* deps.claims.decode(queue, claimed, visibleUntil)))
+        }
+        return out
+      })
+
+    // Detached: the deadline must be written even when the subscription ends meanwhile.
+    const register = (queue: QueueName.QueueName, claimed: ReadonlyArray<Claimed>) =>
+      deps.retryConnection(
+        deps.redis.eval(Scripts.register)(deps.keys.of(queue), deps.group, visibilityMs, claimed.map((c) => c.entry)).pipe(
+          Effect.mapError(fromRedis("subscribe", queue))
+        )
+      ).pipe(
+        Effect.catch((error) => Effect.logWarning(`Could not register ${claimed.length} deliveries of ${queue} (the janitor will): ${error.message}`))
       )
-      // A due time ends the wait on our clock, not on Redis's next timer tick.
-      const unblockWhenDue = Effect.sleep(Duration.millis(waitMs)).pipe(
-        Effect.andThen(deps.redis.send("CLIENT", "UNBLOCK", id)),
-        Effect.ignore,
-        Effect.andThen(Effect.never)
-      )
-      const reply = yield* Effect.result(waitMs < deps.blockTimeoutMs ? Effect.raceFirst(read, unblockWhenDue) : read)
-      if (reply._tag === "Failure") {
+
+    /** A failed read: the connection is dropped; a lost one degrades push health, every queue is claimed again. */
+    const failed = (error: EffectRedis.RedisError) =>
+      Effect.gen(function*() {
         yield* dropConnection
-        if (isReply(reply.failure)) return yield* Effect.fail(fromRedis("subscribe")(reply.failure))
+        for (const queue of unique) pending.add(queue)
+        if (isReply(error)) {
+          // A stream or group went away under the read (UNBLOCKED, NOGROUP): the claim step reports a
+          // deleted queue, and recreates a wake stream's group.
+          if (/NOGROUP|UNBLOCKED/.test(String(error.cause))) return unique.forEach((queue) => ensureWake.add(queue))
+          return yield* Effect.fail(fromRedis("subscribe")(error))
+        }
         if (!lost) {
           lost = true
-          yield* SubscriptionRef.set(deps.health, MessageNotification.PushHealth.Degraded({ reason: fromRedis("subscribe")(reply.failure).message }))
+          yield* SubscriptionRef.set(deps.health, MessageNotification.PushHealth.Degraded({ reason: fromRedis("subscribe")(error).message }))
         }
-        // Whatever arrived during the gap: claim every queue once reconnected.
-        for (const queue of unique) pending.add(queue)
-        return
-      }
-      if (reply.success === null) {
-        for (const queue of unique) pending.add(queue)
-        return
-      }
-      for (const key of repliedKeys(reply.success)) {
-        const queue = queueOfKey.get(key)
-        if (queue !== undefined) pending.add(queue)
-      }
-      markDue(yield* Clock.currentTimeMillis)
+      })
+
+    /** Ended while blocked: the read is unblocked and its reply taken, so the stream's end returns what it read at once. */
+    const takeBack = (fiber: Fiber.Fiber<unknown, EffectRedis.RedisError>, unblock: Effect.Effect<void>) =>
+      Effect.andThen(unblock, Fiber.join(fiber)).pipe(
+        Effect.timeout("2 seconds"),
+        Effect.flatMap((reply) => reply === null ? Effect.succeed([]) : Effect.flatMap(Clock.currentTimeMillis, (now) => took(reply, now))),
+        Effect.flatMap((messages) => Effect.sync(() => messages.forEach((message) => held.add(message.receipt)))),
+        Effect.ignore
+      )
+
+    const read = Effect.gen(function*() {
+      const { byDueTime, waitMs } = markDue(yield* Clock.currentTimeMillis)
+      if (pending.size > 0) return []
+      const { connection: conn, id } = yield* connection
+      const unblock = Effect.ignore(deps.redis.send("CLIENT", "UNBLOCK", id))
+      const block = String(Math.max(1, Math.ceil(waitMs)))
+      return yield* Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const fiber = yield* Effect.forkDetach(
+            conn.send<unknown>("XREADGROUP", "GROUP", deps.group, deps.consumer, "COUNT", String(prefetch), "BLOCK", block, ...readArgs),
+            { startImmediately: true }
+          )
+          // A due time ends the wait on our clock, not on Redis's next timer tick.
+          const reply = byDueTime
+            ? Effect.raceFirst(Fiber.join(fiber), Effect.sleep(Duration.millis(waitMs)).pipe(Effect.andThen(unblock), Effect.andThen(Effect.never)))
+            : Fiber.join(fiber)
+          const result = yield* Effect.result(restore(reply).pipe(Effect.onInterrupt(() => takeBack(fiber, unblock))))
+          if (result._tag === "Failure") {
+            yield* failed(result.failure)
+            return []
+          }
+          if (result.success === null) return []
+          return yield* took(result.success, yield* Clock.currentTimeMillis)
+        })
+      )
     })
 
     const pull = Effect.gen(function*() {
       while (true) {
-        if (pending.size > 0) {
-          const out = yield* claimPending
-          if (out.length > 0) return out as unknown as readonly [MessageNotification.MessageNotification, ...Array<MessageNotification.MessageNotification>]
-          if (pending.size > 0) continue
+        const out: Messages = pending.size > 0 ? yield* claimPending : yield* read
+        if (out.length > 0) {
+          return out.map((message) => MessageNotification.Message({ message })) as unknown as readonly [
+            MessageNotification.MessageNotification,
+            ...Array<MessageNotification.MessageNotification>
+          ]
         }
-        yield* block
       }
     })
     return Stream.fromPull(Effect.succeed(pull))

@@ -1,7 +1,7 @@
 /**
- * Lua fragments shared by the scripts (scripts.ts, settleScripts.ts): the
- * server's time, the check that a receipt still names the live claim, the
- * newest id of a stream, and whether an acked entry may be deleted.
+ * Lua fragments shared by the scripts (scripts.ts, claimScripts.ts, settleScripts.ts): the
+ * server's time, the check that a receipt still names the live claim, and
+ * whether an acked entry may be deleted.
  */
 import type { QueueKeys } from "./Keys.ts"
 
@@ -10,11 +10,21 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-/** KEYS[1] stream, KEYS[idx] inFlight; ARGV[1] group. True while the receipt names the live claim. */
-export const holds = (inFlight: number) => `
+/**
+ * KEYS[1] stream, KEYS[inFlight], KEYS[retry]; ARGV[1] group. True while the receipt names the
+ * live claim: its pending delivery count is unchanged (every claim raises it) and it is neither
+ * past its deadline nor nacked. A claim read by a subscription's blocking XREADGROUP has no
+ * deadline until its registration (claimScripts.register, sent right after the read) has run; it is
+ * live meanwhile, since only a registered claim can expire and be claimed again.
+ */
+export const holds = (inFlight: number, retry: number) => `
 local function holds(id, count)
   local deadline = redis.call('ZSCORE', KEYS[${inFlight}], id)
-  if not deadline or tonumber(deadline) <= now then return false end
+  if deadline then
+    if tonumber(deadline) <= now then return false end
+  elseif redis.call('ZSCORE', KEYS[${retry}], id) then
+    return false
+  end
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
   return pending[1] ~= nil and tostring(pending[1][4]) == count
 end
@@ -31,14 +41,6 @@ local function each_held(stride, settle)
     end
   end
   return out
-end
-`
-
-export const lastId = `
-local function last_id(key)
-  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-  if last[1] then return last[1][1] end
-  return '0-0'
 end
 `
 

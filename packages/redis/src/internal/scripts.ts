@@ -1,18 +1,21 @@
 /**
- * The Lua scripts that make each multi-key step atomic: Redis runs a script
- * alone, so a claim, a settle or a move can never interleave with another
- * client's. Time is the server's (`TIME`), the one clock every consumer of a
+ * The Lua scripts that make each multi-key step atomic (the claim step and
+ * the registration of a subscription's read: claimScripts.ts; settles:
+ * settleScripts.ts): Redis runs a script alone, so a claim, a settle or a
+ * move can never interleave with another client's. Time is the server's (`TIME`), the one clock every consumer of a
  * queue shares; deadlines in the sorted sets are server milliseconds.
  *
  * Invariant kept by every script: an entry in the group's pending list (PEL)
- * is in exactly one of `inFlight` (claimed, scored by its deadline) or
- * `retry` (nacked, scored by when it is visible again). A receipt is the entry
+ * is in at most one of `inFlight` (claimed, scored by its deadline) or
+ * `retry` (nacked, scored by when it is visible again), and in neither only
+ * between a subscription's read and its registration (or, when that was
+ * lost, until the janitor's next run). A receipt is the entry
  * id and the PEL delivery count of its claim: every claim (XREADGROUP or
  * XCLAIM) raises the count, so an older receipt can never match a newer claim.
  */
 import * as EffectRedis from "effect/persistence/Redis"
 import type { QueueKeys } from "./Keys.ts"
-import { keysOf, lastId, now } from "./lua.ts"
+import { keysOf, now } from "./lua.ts"
 
 /**
  * A plain send of payload/headers pairs (headers '' for none): their entry ids
@@ -65,80 +68,6 @@ return 1
   }
 ).withReturnType<number>()
 
-/**
- * The claim step of receive and subscribe: moves due delayed messages into
- * the stream, re-claims (XCLAIM) nacked claims now due and claims whose
- * deadline passed, then reads new entries (XREADGROUP) up to `max`; every
- * claim gets its deadline. Returns `[now, nextDue, lastStreamId, lastWakeId,
- * id, count, fields, id, count, fields, ...]`; `nextDue` is the earliest
- * score of the three sets (-1: none), when a subscriber must look again.
- */
-export const claim = EffectRedis.script(
-  (keys: QueueKeys, group: string, consumer: string, max: number, visibilityMs: number) => [
-    ...keysOf(keys),
-    group,
-    consumer,
-    max,
-    visibilityMs
-  ],
-  {
-    numberOfKeys: 5,
-    lua: `${now}${lastId}
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOQUEUE queue does not exist') end
-local group, consumer, max, vt = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
-for _, member in ipairs(due) do
-  local m = cjson.decode(member)
-  if m[3] == '' then
-    redis.call('XADD', KEYS[1], '*', 'id', m[1], 'p', m[2], 't', m[4])
-  else
-    redis.call('XADD', KEYS[1], '*', 'id', m[1], 'p', m[2], 'h', m[3], 't', m[4])
-  end
-  redis.call('ZREM', KEYS[2], member)
-end
-local out = {}
-local n = 0
-local function claimed(id, count, fields)
-  redis.call('ZADD', KEYS[4], now + vt, id)
-  n = n + 1
-  out[#out + 1] = id
-  out[#out + 1] = count
-  out[#out + 1] = fields
-end
-for _, key in ipairs({KEYS[5], KEYS[4]}) do
-  if n < max then
-    local ids = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, max - n)
-    for _, id in ipairs(ids) do
-      redis.call('ZREM', key, id)
-      local entry = redis.call('XCLAIM', KEYS[1], group, consumer, 0, id)
-      if entry[1] then
-        local pending = redis.call('XPENDING', KEYS[1], group, id, id, 1)
-        claimed(id, pending[1][4], entry[1][2])
-      end
-    end
-  end
-end
-if n < max then
-  local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', max - n, 'STREAMS', KEYS[1], '>')
-  if read then
-    for _, entry in ipairs(read[1][2]) do claimed(entry[1], 1, entry[2]) end
-  end
-end
-local nextDue = -1
-for _, key in ipairs({KEYS[2], KEYS[5], KEYS[4]}) do
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if first[2] then
-    local score = tonumber(first[2])
-    if nextDue < 0 or score < nextDue then nextDue = score end
-  end
-end
-local head = {now, nextDue, last_id(KEYS[1]), last_id(KEYS[3])}
-for i = 1, #out do head[#head + 1] = out[i] end
-return head
-`
-  }
-).withReturnType<ReadonlyArray<unknown>>()
-
 /** Removes every message (visible, claimed, delayed) and recreates the group: `[removed]`. */
 export const purge = EffectRedis.script(
   (keys: QueueKeys, group: string) => [...keysOf(keys), group],
@@ -156,16 +85,20 @@ return removed
 
 /**
  * `[xlen, undelivered+due claims (visible), inFlight, delayed, oldestAgeMs (-1: empty), deadLettered]`;
- * -1 alone when the queue does not exist.
+ * -1 alone when the queue does not exist. Claims are counted from the pending list, so a claim
+ * not yet registered (claimScripts.register) is in flight too.
  */
 export const stats = EffectRedis.script(
-  (keys: QueueKeys, dlq: QueueKeys) => [...keysOf(keys), dlq.stream],
+  (keys: QueueKeys, dlq: QueueKeys, group: string) => [...keysOf(keys), dlq.stream, group],
   {
     numberOfKeys: 6,
     lua: `${now}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local length = redis.call('XLEN', KEYS[1])
-local claims, nacked, delayed = redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]), redis.call('ZCARD', KEYS[2])
+local ok, summary = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1])
+local pending = 0
+if ok then pending = summary[1] end
+local nacked, delayed = redis.call('ZCARD', KEYS[5]), redis.call('ZCARD', KEYS[2])
 local expired = redis.call('ZCOUNT', KEYS[4], '-inf', now)
 local retryDue = redis.call('ZCOUNT', KEYS[5], '-inf', now)
 local delayedDue = redis.call('ZCOUNT', KEYS[2], '-inf', now)
@@ -174,8 +107,8 @@ local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
 if first[1] then oldest = now - tonumber(string.match(first[1][1], '^(%d+)')) end
 return {
   length + delayed,
-  length - claims - nacked + expired + retryDue + delayedDue,
-  claims - expired,
+  length - pending + expired + retryDue + delayedDue,
+  pending - nacked - expired,
   delayed - delayedDue + nacked - retryDue,
   oldest,
   redis.call('XLEN', KEYS[6])

@@ -14,10 +14,10 @@ type Triples = ReadonlyArray<string | number>
 
 /** Ack: XACK (+ XDEL, see deletable) of every receipt still holding its claim; one 1/0 per receipt. */
 export const ack = EffectRedis.script(
-  (keys: QueueKeys, group: string, pairs: Pairs) => [keys.stream, keys.inFlight, group, ...pairs],
+  (keys: QueueKeys, group: string, pairs: Pairs) => [keys.stream, keys.inFlight, keys.retry, group, ...pairs],
   {
-    numberOfKeys: 2,
-    lua: `${now}${holds(2)}${deletable}
+    numberOfKeys: 3,
+    lua: `${now}${holds(2, 3)}${deletable}
 local done = {}
 local out = each_held(2, function(i) done[#done + 1] = ARGV[i] end)
 if #done > 0 then
@@ -53,7 +53,7 @@ export const nack = EffectRedis.script(
   ],
   {
     numberOfKeys: 4,
-    lua: `${now}${holds(2)}
+    lua: `${now}${holds(2, 3)}
 local earliest = -1
 local out = each_held(3, function(i)
   local visibleAt = now + tonumber(ARGV[i + 2])
@@ -67,14 +67,17 @@ return out
   }
 ).withReturnType<ReadonlyArray<number>>()
 
-/** Extend: a held claim's deadline moves to now + its duration. Triples: entry id, delivery count, duration ms. */
+/**
+ * Extend: a held claim's deadline moves to now + its duration (a claim not yet registered gets
+ * it here, and its registration keeps it). Triples: entry id, delivery count, duration ms.
+ */
 export const extend = EffectRedis.script(
-  (keys: QueueKeys, group: string, triples: Triples) => [keys.stream, keys.inFlight, group, ...triples],
+  (keys: QueueKeys, group: string, triples: Triples) => [keys.stream, keys.inFlight, keys.retry, group, ...triples],
   {
-    numberOfKeys: 2,
-    lua: `${now}${holds(2)}
+    numberOfKeys: 3,
+    lua: `${now}${holds(2, 3)}
 return each_held(3, function(i)
-  redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[i + 2]), ARGV[i])
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[i + 2]), ARGV[i])
 end)
 `
   }
@@ -90,14 +93,15 @@ export const deadLetter = EffectRedis.script(
   (keys: QueueKeys, dlq: QueueKeys, group: string, pairs: Pairs) => [
     keys.stream,
     keys.inFlight,
+    keys.retry,
     dlq.stream,
     group,
     ...pairs
   ],
   {
-    numberOfKeys: 3,
-    lua: `${now}${holds(2)}${deletable}
-if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('XGROUP', 'CREATE', KEYS[3], ARGV[1], '0', 'MKSTREAM') end
+    numberOfKeys: 4,
+    lua: `${now}${holds(2, 3)}${deletable}
+if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('XGROUP', 'CREATE', KEYS[4], ARGV[1], '0', 'MKSTREAM') end
 return each_held(2, function(i)
   local id = ARGV[i]
   local entry = redis.call('XRANGE', KEYS[1], id, id)
@@ -112,7 +116,7 @@ return each_held(2, function(i)
     end
     if not hasId then copy[#copy + 1] = 'id'; copy[#copy + 1] = id end
     if not hasTime then copy[#copy + 1] = 't'; copy[#copy + 1] = string.match(id, '^(%d+)') end
-    redis.call('XADD', KEYS[3], '*', unpack(copy))
+    redis.call('XADD', KEYS[4], '*', unpack(copy))
   end
   redis.call('XACK', KEYS[1], ARGV[1], id)
   if deletable(id) then redis.call('XDEL', KEYS[1], id) end
