@@ -8,6 +8,7 @@ import { Observability } from "@conveyor/core"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Console, Effect, Metric } from "effect"
 import { Command, Flag } from "effect/cli"
+import * as Connect from "./Connect.ts"
 import * as Orchestration from "./Orchestration.ts"
 import * as Progress from "./Progress.ts"
 import * as Summary from "./Summary.ts"
@@ -48,7 +49,7 @@ const demo = Command.make("demo", {
       receivedByPush: (yield* received("push")) - pushBefore,
       receivedByPoll: (yield* received("poll")) - pollBefore
     }))
-  }).pipe(Effect.provide(Backend.layer(backend)))).pipe(
+  }).pipe(Effect.provide(Connect.layer(backend)))).pipe(
     Command.withDescription("Run many concurrent 7-step workflows through Conveyor and report how it went")
   )
 

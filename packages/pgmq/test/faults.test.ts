@@ -19,12 +19,21 @@ const queueFor = Effect.gen(function*() {
   return queue
 })
 
+/** The consumer's fast poll cadence, which DESIGN §4 promises while push is degraded. */
+const degradedCadence = Duration.millis(100)
+/**
+ * Room for one claim round trip on a loaded host (worst measured 114–261 ms at load 3.6 on two
+ * cores); the fallback interval (30 s here, 1 s by default) is far beyond it.
+ */
+const claimAllowanceMs = 400
+
 /** Runs a consumer recording when each message id was handled. */
 const consume = (queue: QueueName.QueueName, handled: Map<string, number>) =>
   Consumer.run([queue], (message) => Effect.sync(() => void handled.set(message.id, Date.now())), {
     mode: "Hybrid",
     concurrency: 8,
-    batchSize: 16
+    batchSize: 16,
+    poll: Schedule.spaced(degradedCadence)
   }).pipe(Effect.forkScoped)
 
 const waitFor = (what: string, check: () => boolean, within: Duration.Input) =>
@@ -67,10 +76,11 @@ describe("faults", () => {
       assert.notStrictEqual(newPid, pid, "a new connection listens again")
     }).pipe(Effect.scoped, Effect.provide(testLayer().pipe(Layer.fresh))), { timeout: 30_000 })
 
-  it.live("a Hybrid consumer whose push is dead keeps delivering by poll within the poll period", () =>
+  it.live("a Hybrid consumer whose push is dead keeps delivering by its fast poll cadence, not the fallback interval", () =>
     Effect.gen(function*() {
       const proxy = yield* TcpProxy.make(baseUrl)
-      const fallback = Duration.seconds(1)
+      // Far beyond the test: only the degraded cadence can deliver in time.
+      const fallback = Duration.seconds(30)
       yield* Effect.gen(function*() {
         const m = yield* Messaging.Messaging
         const queue = yield* queueFor
@@ -89,7 +99,7 @@ describe("faults", () => {
         }
         yield* waitFor("all delivered by poll", () => [...sentAt.keys()].every((id) => handled.has(id)), "5 seconds")
         const worst = Math.max(...[...sentAt].map(([id, at]) => handled.get(id)! - at))
-        assert.isAtMost(worst, Duration.toMillis(fallback), `slowest delivery ${worst} ms`)
+        assert.isAtMost(worst, Duration.toMillis(degradedCadence) + claimAllowanceMs, `slowest delivery ${worst} ms`)
         assert.notInclude(states, "Reconnected")
       }).pipe(
         Effect.scoped,
