@@ -13,7 +13,10 @@ export const messagesSent = Metric.counter("messaging.messages.sent", {
   description: "Messages accepted by the provider",
   incremental: true
 })
-/** Attribute `path`: `push` (delivered by subscription) or `poll` (claimed by receive/fetch). */
+/**
+ * Attribute `path`: `push` (delivered by subscription, or claimed by id with `fetch`, which
+ * follows an announcement) or `poll` (claimed by `receive`).
+ */
 export const messagesReceived = Metric.counter("messaging.messages.received", {
   description: "Messages handed to consumers",
   incremental: true
@@ -103,7 +106,7 @@ export const instrument = (service: Messaging["Service"]): Messaging["Service"] 
       ),
     fetch: (queue, id, options) =>
       service.fetch(queue, id, options).pipe(
-        Effect.tap((message) => message._tag === "Some" ? Metric.update(receivedOn("poll"), 1) : Effect.void),
+        Effect.tap((message) => message._tag === "Some" ? Metric.update(receivedOn("push"), 1) : Effect.void),
         span(system, "receive", queue)
       ),
     // No span on ack: a span costs 2-4 µs in Effect 4.1, which halved in-memory throughput
