@@ -143,7 +143,7 @@ export const make = (
 
     const subscriptions = Subscriptions.make({
       events: listener.queueEvents,
-      claim: claims.claim,
+      claimMany: claims.claimMany,
       release: (receipt) => settlement.nack(receipt)
     })
 
