@@ -96,5 +96,5 @@ export const make = ({ sql, table, vtFrom }: Tables) =>
     const fetch = (queue: QueueName.QueueName, id: Message.MessageId, options: Messaging.FetchOptions) =>
       claim(queue, id, Durations.millis(options.visibilityTimeout))
 
-    return { receive, claim, claimMany, fetch }
+    return { receive, claimMany, fetch }
   })
