@@ -114,17 +114,21 @@ export const make = (dependencies: Dependencies) => {
   const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, visibilityMs: number, prefetch = defaultPrefetch) =>
     Stream.unwrap(Effect.gen(function*() {
       const held = new Set<Message.Receipt>()
+      let ended = false
+      const releaseAll = (receipts: ReadonlyArray<Message.Receipt>) =>
+        Effect.forEach(receipts, (receipt) => Effect.ignore(dependencies.release(receipt)), {
+          concurrency: "unbounded",
+          discard: true
+        })
       yield* Effect.acquireRelease(
         Effect.sync(() => live.add(held)),
         () =>
           Effect.suspend(() => {
+            ended = true
             live.delete(held)
             const receipts = [...held]
             held.clear()
-            return Effect.forEach(receipts, (receipt) => Effect.ignore(dependencies.release(receipt)), {
-              concurrency: "unbounded",
-              discard: true
-            })
+            return releaseAll(receipts)
           })
       )
       const limit = Math.max(1, prefetch)
@@ -148,11 +152,14 @@ export const make = (dependencies: Dependencies) => {
       return dependencies.events(queues).pipe(
         Stream.mapArrayEffect((events) => Effect.map(Clock.currentTimeMillis, (now) => slices(events, now))),
         Stream.mapEffect((slice) =>
-          // A claim that reached the database is recorded, even if the stream is being interrupted.
-          Effect.uninterruptible(Effect.tap(take(slice, visibilityMs), (notifications) =>
-            Effect.sync(() => {
-              for (const n of notifications) if (n._tag === "Message") held.add(n.message.receipt)
-            })))
+          // A claim that reached the database is recorded, even if the stream is being interrupted;
+          // one that comes back after the end (which does not wait for it) goes straight back.
+          Effect.uninterruptible(Effect.flatMap(take(slice, visibilityMs), (notifications) => {
+            const claimed = notifications.flatMap((n) => n._tag === "Message" ? [n.message.receipt] : [])
+            if (ended) return Effect.as(releaseAll(claimed), notifications.filter((n) => n._tag !== "Message"))
+            for (const receipt of claimed) held.add(receipt)
+            return Effect.succeed(notifications)
+          }))
         ),
         Stream.filter((batch): batch is Arr.NonEmptyReadonlyArray<MessageNotification.MessageNotification> =>
           batch.length > 0
