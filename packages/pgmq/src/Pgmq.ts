@@ -146,7 +146,7 @@ export const make = (
       : Duration.fromInputUnsafe(options.fallbackPollingInterval)
     const subscriptions = Subscriptions.make({
       events: listener.queueEvents,
-      claim: claims.claim,
+      claimMany: claims.claimMany,
       release: (receipt) => settlement.nack(receipt),
       existing: queues.existing,
       checkEvery: fallbackPollingInterval

@@ -1,8 +1,9 @@
 /**
  * Claims, as PGMQ's `read` makes them: visible rows, `FOR UPDATE SKIP
  * LOCKED`, `read_ct + 1`, a new `vt` (in milliseconds) and `last_read_at`.
- * Claims by id of one queue made at the same time (a `batch_ready` of many
- * ids, concurrent fetches) are one statement per visibility timeout.
+ * Claims by id of one queue made at the same time (concurrent fetches) are
+ * one statement per visibility timeout; a subscription claims the ids it
+ * heard of together in one statement itself (`claimMany`).
  *
  * Claims are uninterruptible: one interrupted after the UPDATE reached the
  * server would hold its messages, unrecorded, for a whole visibility timeout.
@@ -38,13 +39,12 @@ export const make = ({ sql, table, vtFrom }: Tables) =>
         Effect.uninterruptible
       )
 
-    const claimIds = (items: Arr.NonEmptyReadonlyArray<ById>) => {
-      const { queue, visibilityMs } = items[0]
-      const ids = [...new Set(items.map((item) => item.id))]
-      return sql<Row>`
+    /** One statement for `ids` (valid message ids) of one queue: what each claimed, in order. */
+    const claimRows = (queue: QueueName.QueueName, ids: ReadonlyArray<string>, visibilityMs: number) =>
+      sql<Row>`
         WITH cte AS (
           SELECT msg_id FROM pgmq.${table(queue)}
-          WHERE msg_id = ANY(${idArray(ids)}::bigint[]) AND vt <= clock_timestamp()
+          WHERE msg_id = ANY(${idArray([...new Set(ids)])}::bigint[]) AND vt <= clock_timestamp()
           ORDER BY msg_id
           FOR UPDATE SKIP LOCKED)
         UPDATE pgmq.${table(queue)} m
@@ -53,16 +53,21 @@ export const make = ({ sql, table, vtFrom }: Tables) =>
         RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers`.pipe(
         Effect.map((rows) => {
           const found = new Map(rows.map((row) => [String(row.msg_id), row]))
-          // An id asked for twice is claimed once: the first caller holds it.
-          return items.map((item) => {
-            const row = found.get(item.id)
-            found.delete(item.id)
-            return Exit.succeed(Option.map(Option.fromNullishOr(row), (r) => toQueued(queue, r)))
+          // An id asked for twice is claimed once: the first asker holds it.
+          return ids.map((id) => {
+            const row = found.get(id)
+            found.delete(id)
+            return Option.map(Option.fromNullishOr(row), (r) => toQueued(queue, r))
           })
         }),
         Effect.mapError(fromSqlOn("receive", queue))
       )
-    }
+
+    const claimIds = (items: Arr.NonEmptyReadonlyArray<ById>) =>
+      Effect.map(
+        claimRows(items[0].queue, items.map((item) => item.id), items[0].visibilityMs),
+        (claimed) => claimed.map((message) => Exit.succeed(message))
+      )
 
     const claimById = yield* Coalesce.make(sql, {
       key: (item: ById) => item.queue,
@@ -75,8 +80,21 @@ export const make = ({ sql, table, vtFrom }: Tables) =>
         ? Effect.uninterruptible(claimById({ queue, id, visibilityMs }))
         : Effect.succeed(Option.none<Message.QueuedMessage>())
 
+    /**
+     * Claims `ids` of one queue that are visible now, in one statement (not coalesced: the
+     * caller already holds them together): one `Option` per id, in order.
+     */
+    const claimMany = (queue: QueueName.QueueName, ids: ReadonlyArray<string>, visibilityMs: number) => {
+      const valid = ids.filter(isMessageId)
+      if (valid.length === 0) return Effect.succeed(ids.map(() => Option.none<Message.QueuedMessage>()))
+      return Effect.uninterruptible(Effect.map(claimRows(queue, valid, visibilityMs), (claimed) => {
+        let at = 0
+        return ids.map((id) => isMessageId(id) ? claimed[at++]! : Option.none<Message.QueuedMessage>())
+      }))
+    }
+
     const fetch = (queue: QueueName.QueueName, id: Message.MessageId, options: Messaging.FetchOptions) =>
       claim(queue, id, Durations.millis(options.visibilityTimeout))
 
-    return { receive, claim, fetch }
+    return { receive, claimMany, fetch }
   })

@@ -47,7 +47,8 @@ export const perGroup = <I, A, E>(
         Effect.exit(run(group)),
         (exit) => indices.forEach((at, i) => results[at] = Exit.isSuccess(exit) ? exit.value[i]! : Exit.failCause(exit.cause))
       )
-    }, { concurrency: "unbounded", discard: true }),
+      // One group (the usual case) runs in the caller's fiber: a forked one starts a scheduler turn later.
+    }, { concurrency: groups.size > 1 ? "unbounded" : 1, discard: true }),
     results
   )
 }

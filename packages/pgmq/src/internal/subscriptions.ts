@@ -2,10 +2,15 @@
  * PGMQ push: listener events become notifications. Every message announced
  * as visible now (inline payload, `message_ready`, the ids of `batch_ready`)
  * is claimed by id before it is handed on, as a delivery; if another
- * consumer won, nothing is delivered. Claims running at once are one
- * statement (see `claims.ts`), so a `batch_ready` of many ids costs one
- * round trip per `prefetch` ids. A delayed message, or the unlisted rest of
- * a batch, becomes `Available` for the consumer to claim when due.
+ * consumer won, nothing is delivered. A delayed message, or the unlisted
+ * rest of a batch, becomes `Available` for the consumer to claim when due.
+ *
+ * Natural batching, in the subscription itself: each pull takes every event
+ * heard since the last one and claims their ids with one statement per
+ * queue and `prefetch` ids, one such slice at a time. While a claim is on
+ * the wire the next events gather, so a busy queue is claimed in large
+ * slices and a lone message at once, with no hand-off to a batching fiber
+ * (each costs an event-loop turn on the idle path).
  *
  * A subscription claims at most `prefetch` (default 100) messages ahead of
  * its reader. Its end returns the deliveries it claimed and has not emitted
@@ -18,17 +23,20 @@
  * fallback poll reads the queue anyway.
  */
 import { type Message, MessagingError, MessageNotification, type QueueName } from "@conveyor/core"
-import { Clock, Deferred, type Duration, Effect, Exit, Option, Schedule, Stream } from "effect"
+import { Array as Arr, Clock, Deferred, type Duration, Effect, Exit, Option, Schedule, Stream } from "effect"
 import type * as PgmqEvent from "../PgmqEvent.ts"
 
 export interface Dependencies {
   readonly events: (queues: ReadonlyArray<QueueName.QueueName>) => Stream.Stream<PgmqEvent.PgmqEvent>
-  /** Claims one visible message by id (uninterruptibly: a claim made is never lost track of). */
-  readonly claim: (
+  /**
+   * Claims the visible ones of `ids` in one statement, one `Option` per id in order
+   * (uninterruptibly: a claim made is never lost track of).
+   */
+  readonly claimMany: (
     queue: QueueName.QueueName,
-    id: string,
+    ids: ReadonlyArray<string>,
     visibilityMs: number
-  ) => Effect.Effect<Option.Option<Message.QueuedMessage>, MessagingError.MessagingError>
+  ) => Effect.Effect<ReadonlyArray<Option.Option<Message.QueuedMessage>>, MessagingError.MessagingError>
   readonly release: (receipt: Message.Receipt) => Effect.Effect<void, MessagingError.MessagingError>
   /** Which of these queues exist now. */
   readonly existing: (queues: ReadonlyArray<QueueName.QueueName>) => Effect.Effect<ReadonlySet<string>, MessagingError.MessagingError>
@@ -112,53 +120,102 @@ export const make = (dependencies: Dependencies) => {
       for (const held of live) held.delete(receipt)
     })
 
-  const take = (step: Step, visibilityMs: number): Effect.Effect<ReadonlyArray<MessageNotification.MessageNotification>> =>
-    step._tag === "Announce"
-      ? Effect.succeed([step.notification])
-      : dependencies.claim(step.queue, step.id, visibilityMs).pipe(
-        Effect.map(Option.match({
-          onNone: () => [],
-          onSome: (message) => [MessageNotification.Message({ message })]
-        })),
-        // A claim that failed still announces the message: the consumer claims it later.
-        Effect.catch(() =>
-          Effect.succeed([MessageNotification.Available({ queue: step.queue, messageId: Option.some(step.id), visibleAt: Option.none() })])
-        )
-      )
+  /** One slice of steps: its claims, one statement per queue, and its announcements, in order. */
+  const take = (
+    slice: ReadonlyArray<Step>,
+    visibilityMs: number
+  ): Effect.Effect<ReadonlyArray<MessageNotification.MessageNotification>> => {
+    const ids = new Map<QueueName.QueueName, Array<string>>()
+    for (const step of slice) {
+      if (step._tag !== "Claim") continue
+      const group = ids.get(step.queue)
+      if (group === undefined) ids.set(step.queue, [step.id])
+      else group.push(step.id)
+    }
+    return Effect.map(
+      Effect.forEach(ids, ([queue, group]) =>
+        dependencies.claimMany(queue, group, visibilityMs).pipe(
+          // A claim that failed still announces its messages: the consumer claims them later.
+          Effect.orElseSucceed(() => group.map(() => undefined)),
+          Effect.map((claimed) => [queue, claimed] as const)
+        ), { concurrency: ids.size > 1 ? "unbounded" : 1 }),
+      (answers) => {
+        const byQueue = new Map(answers.map(([queue, claimed]) => [queue, { claimed, next: 0 }]))
+        const notifications: Array<MessageNotification.MessageNotification> = []
+        for (const step of slice) {
+          if (step._tag === "Announce") {
+            notifications.push(step.notification)
+            continue
+          }
+          const answer = byQueue.get(step.queue)!
+          const claimed = answer.claimed[answer.next++]
+          if (claimed === undefined) {
+            notifications.push(MessageNotification.Available({ queue: step.queue, messageId: Option.some(step.id), visibleAt: Option.none() }))
+          } else if (Option.isSome(claimed)) notifications.push(MessageNotification.Message({ message: claimed.value }))
+        }
+        return notifications
+      }
+    )
+  }
 
   const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, visibilityMs: number, prefetch = defaultPrefetch) =>
     Stream.unwrap(Effect.gen(function*() {
       const held = new Set<Message.Receipt>()
+      let ended = false
+      const releaseAll = (receipts: ReadonlyArray<Message.Receipt>) =>
+        Effect.forEach(receipts, (receipt) => Effect.ignore(dependencies.release(receipt)), {
+          concurrency: "unbounded",
+          discard: true
+        })
       yield* Effect.acquireRelease(
         Effect.sync(() => live.add(held)),
         () =>
           Effect.suspend(() => {
+            ended = true
             live.delete(held)
             const receipts = [...held]
             held.clear()
-            return Effect.forEach(receipts, (receipt) => Effect.ignore(dependencies.release(receipt)), {
-              concurrency: "unbounded",
-              discard: true
-            })
+            return releaseAll(receipts)
           })
       )
+      const limit = Math.max(1, prefetch)
+      const slices = (events: Arr.NonEmptyReadonlyArray<PgmqEvent.PgmqEvent>, now: number) => {
+        const steps = events.flatMap((event) => stepsOf(event, now))
+        const claims = steps.filter((step) => step._tag === "Claim").length
+        if (claims <= limit) return Arr.of(steps)
+        // At most `limit` claims per slice, each slice claimed once the previous one is pulled.
+        const cut: Array<Array<Step>> = [[]]
+        let inSlice = 0
+        for (const step of steps) {
+          if (step._tag === "Claim" && inSlice === limit) {
+            cut.push([])
+            inSlice = 0
+          }
+          if (step._tag === "Claim") inSlice++
+          cut[cut.length - 1]!.push(step)
+        }
+        return cut as unknown as Arr.NonEmptyReadonlyArray<ReadonlyArray<Step>>
+      }
       const gone = yield* untilGone(queues)
       // On the events, before any claim: a merge buffers, and a delivery must never wait in a
       // buffer after it counts as emitted (it would be lost to the stream's end).
       return dependencies.events(queues).pipe(
         Stream.interruptWhen(gone),
-        Stream.mapEffect((event) => Effect.map(Clock.currentTimeMillis, (now) => stepsOf(event, now))),
-        Stream.flattenIterable,
-        Stream.mapEffect(
-          (step) =>
-            // A claim that reached the database is recorded, even if the stream is being interrupted.
-            Effect.uninterruptible(Effect.tap(take(step, visibilityMs), (notifications) =>
-              Effect.sync(() => {
-                for (const n of notifications) if (n._tag === "Message") held.add(n.message.receipt)
-              }))),
-          { concurrency: Math.max(1, prefetch) }
+        Stream.mapArrayEffect((events) => Effect.map(Clock.currentTimeMillis, (now) => slices(events, now))),
+        Stream.mapEffect((slice) =>
+          // A claim that reached the database is recorded, even if the stream is being interrupted;
+          // one that comes back after the end (which does not wait for it) goes straight back.
+          Effect.uninterruptible(Effect.flatMap(take(slice, visibilityMs), (notifications) => {
+            const claimed = notifications.flatMap((n) => n._tag === "Message" ? [n.message.receipt] : [])
+            if (ended) return Effect.as(releaseAll(claimed), notifications.filter((n) => n._tag !== "Message"))
+            for (const receipt of claimed) held.add(receipt)
+            return Effect.succeed(notifications)
+          }))
         ),
-        Stream.flattenIterable,
+        Stream.filter((batch): batch is Arr.NonEmptyReadonlyArray<MessageNotification.MessageNotification> =>
+          batch.length > 0
+        ),
+        Stream.flattenArray,
         // Emitted: from here on the subscriber's, not returned when the subscription ends.
         Stream.tap((n) => Effect.sync(() => n._tag === "Message" && held.delete(n.message.receipt)))
       )
