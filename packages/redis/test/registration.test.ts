@@ -9,14 +9,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { type Message, Messaging, type QueueName } from "@conveyor/core"
+// The provider's internals are not exported: the package's private `#internal/*` imports reach them.
+import * as Scripts from "#internal/claimScripts"
 import { layer, raw, uniquePrefix, uniqueQueue } from "./support.ts"
-
-// The provider's internals are not exported; this test reads two of them by path (a computed one:
-// the type-check of tests builds against the package's public API only).
-const Scripts = (await import(`../src/internal/${"claimScripts"}.ts`)) as {
-  readonly register: { readonly lua: string }
-  readonly janitorPeriodMs: number
-}
 
 const group = "conveyor"
 
