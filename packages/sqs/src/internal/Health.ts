@@ -28,10 +28,10 @@ export const make: Effect.Effect<Health> = Effect.map(
     const degraded = (error: MessagingError.MessagingError) =>
       SubscriptionRef.updateSome(ref, (state) =>
         state._tag === "Degraded" ? Option.none() : Option.some(MessageNotification.PushHealth.Degraded({ reason: error.message })))
-    const recovered = SubscriptionRef.updateSome(ref, (state) =>
+    const markReconnected = SubscriptionRef.updateSome(ref, (state) =>
       state._tag === "Degraded" ? Option.some(MessageNotification.PushHealth.Reconnected()) : Option.none())
     // A plain read first: every call passes here, and only one after an outage needs the ref's lock.
-    const reached = Effect.flatMap(SubscriptionRef.get(ref), (state) => state._tag === "Degraded" ? recovered : Effect.void)
+    const reached = Effect.flatMap(SubscriptionRef.get(ref), (state) => state._tag === "Degraded" ? markReconnected : Effect.void)
     return {
       changes: SubscriptionRef.changes(ref),
       current: Effect.map(SubscriptionRef.get(ref), (state) => state._tag),
