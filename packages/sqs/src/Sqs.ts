@@ -9,12 +9,13 @@
  * message's age in `stats`, ordering on standard queues.
  */
 import { ListQueuesCommand } from "@aws-sdk/client-sqs"
-import { Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, QueueName, Reconnect } from "@conveyor/core"
-import { Clock, Config, Duration, Effect, FiberSet, Layer, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
+import { Durations, type Message, Messaging, MessagingError, Observability, QueueName, Reconnect } from "@conveyor/core"
+import { Clock, Config, Duration, Effect, FiberSet, Layer, Schedule, type Scope, Stream } from "effect"
 import * as Claims from "./internal/Claims.ts"
 import * as Client from "./internal/client.ts"
 import * as Codec from "./internal/codec.ts"
 import { provider } from "./internal/errors.ts"
+import * as Health from "./internal/Health.ts"
 import * as Holdings from "./internal/Holdings.ts"
 import * as Limits from "./internal/limits.ts"
 import * as Queues from "./internal/Queues.ts"
@@ -90,14 +91,17 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
     const queues = yield* Queues.make(client, { maxBytes, maxReceiveCount })
     const holdings = Holdings.make()
     const settlement = yield* Settlement.make(client)
-    const sendOne = yield* Sender.make(client, maxBytes)
+    // Any answer from the endpoint ends a push outage (internal/Health): sends and receives report it.
+    const health = yield* Health.make
+    const sendRaw = yield* Sender.make(client, maxBytes)
+    const sendOne = (message: Sender.Outgoing) => health.reaching(sendRaw(message))
     const reconnect = options.reconnect ?? Reconnect.defaultSchedule
     const retryConnection = Reconnect.retrying(reconnect)
     const fibers = yield* FiberSet.make<unknown, unknown>()
-    const health = yield* SubscriptionRef.make<MessageNotification.PushHealth>(MessageNotification.PushHealth.Connected())
 
     const claims = yield* Claims.make({ client, queues, holdings, settlement, reconnect })
-    const receiveOnce = Receiver.make(client, holdings, claims.onUndecodable)
+    const receiveRaw = Receiver.make(client, holdings, claims.onUndecodable)
+    const receiveOnce = (request: Receiver.Request) => health.reaching(receiveRaw(request))
     const outliving = Receiver.outliving(fibers, claims.release)
 
     const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, _opts?: Messaging.QueueOptions) {
@@ -202,7 +206,7 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
 
     const healthCheck = Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
-      const push = (yield* SubscriptionRef.get(health))._tag
+      const push = yield* health.current
       const probe = yield* Client.call("ListQueues", undefined, (abortSignal) =>
         client.send(new ListQueuesCommand({ MaxResults: 1 }), { abortSignal })).pipe(
           Effect.timeoutOrElse({
@@ -222,7 +226,8 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
       urlOf: queues.urlOf,
       release: claims.release,
       outliving,
-      health,
+      degraded: health.degraded,
+      recovered: health.recovered,
       waitSeconds,
       reconnect,
       defaultPrefetch: options.prefetch ?? Limits.maxBatch
@@ -256,7 +261,7 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
       stats,
       healthCheck,
       subscribe,
-      pushHealth: SubscriptionRef.changes(health)
+      pushHealth: health.changes
     }))
   })
 

@@ -4,13 +4,15 @@
  *   with it (that loss is the emulator's, not ours); the consumer rides out
  *   the outage, reports it on `pushHealth`, and handles everything sent to
  *   the restarted server.
+ * - The recovery shows as soon as any call reaches the server again (here a
+ *   send), and a subscription waiting out its reconnect delay polls at once.
  * - The endpoint unreachable while the server keeps its state (a TCP proxy
  *   taken down and brought back): nothing is lost at all.
  */
 import { Consumer, Messaging, type MessageNotification } from "@conveyor/core"
 import { TcpProxy } from "@conveyor/testkit"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Stream } from "effect"
+import { Effect, Fiber, Schedule, Stream } from "effect"
 import { emulator, provider, uniqueQueue, withQueues } from "./support.ts"
 
 const eventually = (what: string, check: () => boolean, withinMs: number) =>
@@ -58,6 +60,35 @@ describe("sqs: faults", () => {
       assert.strictEqual((yield* m.stats(q)).depth, 0)
       console.log(`restart: sent ${sent.size}, handled ${handled.size} (${before.filter((p) => handled.has(p)).length} of ${before.length} sent before the stop; the rest went down with the emulator's memory)`)
     }), 60_000)
+
+  // A reconnect delay far longer than the test: only the proof that the endpoint is back may end it.
+  it.live("a send that reaches the restarted server reports Reconnected, and a subscription waiting out its reconnect delay polls again at once", () =>
+    Effect.gen(function*() {
+      const e = yield* emulator
+      const m = yield* provider(e.endpoint, { reconnect: Schedule.spaced("60 seconds") })
+      const q = uniqueQueue("reached")
+      yield* withQueues(m, [q])
+      const states: Array<MessageNotification.PushHealth["_tag"]> = []
+      yield* m.pushHealth.pipe(Stream.runForEach((state) => Effect.sync(() => states.push(state._tag))), Effect.forkChild)
+      const received: Array<string> = []
+      yield* m.subscribe([q], { visibilityTimeout: "5 seconds" }).pipe(
+        Stream.runForEach((n) =>
+          n._tag === "Message"
+            ? Effect.andThen(Effect.sync(() => received.push(String(n.message.payload))), m.ack(n.message.receipt))
+            : Effect.void
+        ),
+        Effect.forkChild
+      )
+      yield* Effect.sleep("200 millis")
+      yield* e.stop
+      yield* eventually("the cut long poll shows on pushHealth", () => states.includes("Degraded"), 10_000)
+      yield* e.restart([q])
+      yield* m.send(q, "after")
+      // Without the send's proof: not before the subscription's next poll, 60 s away.
+      yield* eventually("pushHealth reports the recovery", () => states.includes("Reconnected"), 10_000)
+      yield* eventually("the subscription polls again and gets the message", () => received.includes("after"), 10_000)
+      assert.deepStrictEqual(states, ["Connected", "Degraded", "Reconnected"])
+    }), 30_000)
 
   it.live("endpoint unreachable while the server keeps its state: nothing is lost", () =>
     Effect.gen(function*() {

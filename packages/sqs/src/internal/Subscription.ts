@@ -14,7 +14,7 @@
  * reader's to settle, after the end too (DESIGN §3, `subscribe`).
  */
 import { Durations, type Message, MessageNotification, type Messaging, type MessagingError, type QueueName } from "@conveyor/core"
-import { Effect, Option, Queue, type Schedule, Stream, SubscriptionRef } from "effect"
+import { Duration, Effect, Queue, Schedule, Stream } from "effect"
 import { maxBatch } from "./limits.ts"
 import type { Request } from "./Receiver.ts"
 
@@ -27,20 +27,14 @@ export interface Deps {
   readonly outliving: (
     poll: Effect.Effect<ReadonlyArray<Message.QueuedMessage>, MessagingError.MessagingError>
   ) => Effect.Effect<ReadonlyArray<Message.QueuedMessage>, MessagingError.MessagingError>
-  readonly health: SubscriptionRef.SubscriptionRef<MessageNotification.PushHealth>
+  /** Reports on `pushHealth` that a poll could not reach the endpoint; `receive` reports the recovery (internal/Health). */
+  readonly degraded: (error: MessagingError.MessagingError) => Effect.Effect<void>
+  /** Completes once push health is not `Degraded`: some call reached the endpoint again. */
+  readonly recovered: Effect.Effect<void>
   readonly waitSeconds: number
   readonly reconnect: Schedule.Schedule<unknown, unknown>
   readonly defaultPrefetch: number
 }
-
-// Only changes are published: pushHealth emits transitions, not every poll.
-const markDegraded = (deps: Deps, error: MessagingError.MessagingError) =>
-  SubscriptionRef.updateSome(deps.health, (state) =>
-    state._tag === "Degraded" ? Option.none() : Option.some(MessageNotification.PushHealth.Degraded({ reason: error.message })))
-
-const markRecovered = (deps: Deps) =>
-  SubscriptionRef.updateSome(deps.health, (state) =>
-    state._tag === "Degraded" ? Option.some(MessageNotification.PushHealth.Reconnected()) : Option.none())
 
 export const subscribe = (
   deps: Deps,
@@ -78,11 +72,16 @@ export const subscribe = (
         return yield* deps.outliving(deps.receive(request))
       })
 
+    // While the endpoint is out, a poll waits the reconnect delay before it tries again, or less:
+    // once any call (a send, the consumer's receive) reached the endpoint, pushHealth says
+    // Reconnected and the consumer stops its fast poll, so the subscription must poll at once.
+    const reconnect = Schedule.modifyDelay(deps.reconnect, ({ duration }) =>
+      Effect.as(Effect.raceFirst(Effect.sleep(duration), deps.recovered), Duration.zero))
+
     const pollLoop = (queue: QueueName.QueueName) =>
       pollOnce(queue).pipe(
-        Effect.tapError((error) => error._tag === "ConnectionError" ? markDegraded(deps, error) : Effect.void),
-        Effect.retry({ schedule: deps.reconnect, while: (error) => error._tag === "ConnectionError" }),
-        Effect.tap(() => markRecovered(deps)),
+        Effect.tapError((error) => error._tag === "ConnectionError" ? deps.degraded(error) : Effect.void),
+        Effect.retry({ schedule: reconnect, while: (error) => error._tag === "ConnectionError" }),
         Effect.flatMap(handOver),
         // The next poll after one scheduler turn: the fibers the hand-over woke (the reader, the
         // consumer's worker) run first. Building and signing an SDK request costs about a
