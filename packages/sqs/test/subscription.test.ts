@@ -98,7 +98,7 @@ describe("sqs: long-poll subscription", () => {
       assert.strictEqual(stats.depth, rest)
     }), 30_000)
 
-  it.live("an explicit PollingOnly consumer works on short receives", () =>
+  it.live("an explicit PollingOnly consumer drains a backlog through its own receives (no subscription)", () =>
     Effect.gen(function*() {
       const { m, q } = yield* setup
       const handled = new Set<unknown>()
