@@ -128,7 +128,7 @@ export const run = (
     })
     yield* Effect.forEach(consumers, (consumer) => Effect.forkScoped(consumer), { discard: true })
 
-    const runId = Date.now().toString(36)
+    const runId = (yield* Clock.currentTimeMillis).toString(36)
     const runOne = (index: number) =>
       Effect.gen(function*() {
         const workflowId = `${runId}-${index}`

@@ -15,7 +15,7 @@
  * - `stats.inFlight`: the deliveries this layer holds unacked; `delayed`: the
  *   messages in the delay queues this layer declared.
  */
-import { Config, Duration, Effect, Layer, Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Config, Duration, Effect, Layer, Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import {
   Durations,
   Message,
@@ -142,12 +142,12 @@ export const make = (
         const name = Topology.delayQueue(queue, delayMs)
         const known = delayQueues.get(queue) ?? new Map<string, number>()
         const declaredAt = known.get(name)
-        if (declaredAt !== undefined && Date.now() - declaredAt < delayRedeclareMs) return name
+        if (declaredAt !== undefined && (yield* Clock.currentTimeMillis) - declaredAt < delayRedeclareMs) return name
         // A delay queue for a missing queue would dead-letter into nothing.
         if ((yield* management.check(queue)) === undefined) return yield* Effect.fail(queueNotFound(queue))
         yield* management.run("queue.declare", name, (ch) =>
           ch.assertQueue(name, { durable: true, arguments: Topology.delayQueueArguments(queue, delayMs) }))
-        known.set(name, Date.now())
+        known.set(name, yield* Clock.currentTimeMillis)
         delayQueues.set(queue, known)
         return name
       })
@@ -158,16 +158,14 @@ export const make = (
       queue: QueueName.QueueName,
       routingKey: string,
       text: string,
-      headers: Message.Headers
-    ): Publisher.Outgoing => {
-      const sentAt = Date.now()
-      return {
-        queue,
-        routingKey,
-        body: Buffer.from(text, "utf8"),
-        options: Codec.publishOptions(Codec.newMessageId(sentAt), headers, sentAt, 0)
-      }
-    }
+      headers: Message.Headers,
+      sentAt: number
+    ): Publisher.Outgoing => ({
+      queue,
+      routingKey,
+      body: Buffer.from(text, "utf8"),
+      options: Codec.publishOptions(Codec.newMessageId(sentAt), headers, sentAt, 0)
+    })
 
     const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, opts?: Messaging.QueueOptions) {
       const queue = yield* QueueName.ensurable(yield* QueueName.make(name))
@@ -231,7 +229,7 @@ export const make = (
       const queue = yield* QueueName.make(name)
       const text = yield* Payload.encode(queue, payload, maxBytes)
       const routingKey = yield* routeFor(queue, opts?.delay)
-      const message = outgoing(queue, routingKey, text, opts?.headers ?? {})
+      const message = outgoing(queue, routingKey, text, opts?.headers ?? {}, yield* Clock.currentTimeMillis)
       yield* retryConnection(publisher.publish([message]))
       return message.options.messageId
     })
@@ -245,7 +243,8 @@ export const make = (
       const texts = yield* Effect.forEach(payloads, (payload) => Payload.encode(queue, payload, maxBytes))
       if (texts.length === 0) return []
       const routingKey = yield* routeFor(queue, opts?.delay)
-      const messages = texts.map((text) => outgoing(queue, routingKey, text, opts?.headers ?? {}))
+      const now = yield* Clock.currentTimeMillis
+      const messages = texts.map((text) => outgoing(queue, routingKey, text, opts?.headers ?? {}, now))
       yield* retryConnection(publisher.publish(messages))
       return messages.map((message) => message.options.messageId)
     })
@@ -341,7 +340,7 @@ export const make = (
     })
 
     const healthCheck = Effect.gen(function*() {
-      const started = Date.now()
+      const started = yield* Clock.currentTimeMillis
       const push = (yield* SubscriptionRef.get(connection.health))._tag
       const probe = yield* management.run("health", undefined, (ch) => ch.checkExchange("amq.direct")).pipe(
         Effect.timeoutOrElse({
@@ -350,7 +349,7 @@ export const make = (
         }),
         Effect.result
       )
-      const latencyMs = Date.now() - started
+      const latencyMs = (yield* Clock.currentTimeMillis) - started
       return probe._tag === "Success"
         ? { provider, healthy: true, latencyMs, push }
         : { provider, healthy: false, latencyMs, push, detail: probe.failure.message }
