@@ -18,6 +18,7 @@
 import { Clock, Config, Duration, Effect, Layer, Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import {
   Durations,
+  HealthCheck,
   Message,
   Messaging,
   MessagingError,
@@ -339,20 +340,11 @@ export const make = (
       } satisfies Messaging.QueueStats
     })
 
-    const healthCheck = Effect.gen(function*() {
-      const started = yield* Clock.currentTimeMillis
-      const push = (yield* SubscriptionRef.get(connection.health))._tag
-      const probe = yield* management.run("health", undefined, (ch) => ch.checkExchange("amq.direct")).pipe(
-        Effect.timeoutOrElse({
-          duration: "5 seconds",
-          orElse: () => Effect.fail(new MessagingError.ConnectionError({ provider, message: "RabbitMQ did not answer within 5 seconds" }))
-        }),
-        Effect.result
-      )
-      const latencyMs = (yield* Clock.currentTimeMillis) - started
-      return probe._tag === "Success"
-        ? { provider, healthy: true, latencyMs, push }
-        : { provider, healthy: false, latencyMs, push, detail: probe.failure.message }
+    const healthCheck = HealthCheck.probe({
+      provider,
+      server: "RabbitMQ",
+      roundTrip: management.run("health", undefined, (ch) => ch.checkExchange("amq.direct")),
+      push: Effect.map(SubscriptionRef.get(connection.health), (state) => state._tag)
     })
 
     // Channels of ended subscriptions stay open here until the deliveries they emitted are settled.

@@ -23,13 +23,13 @@
  *   its delay passes, so receiveCount carries on exactly;
  * - `purge` recreates the stream, and with it drops other groups' positions.
  */
-import { Clock, Config, Duration, Effect, Layer, type Redacted, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
+import { Config, Duration, Effect, Layer, type Redacted, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
-import { Durations, type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName, Receipts, Reconnect } from "@conveyor/core"
+import { Durations, HealthCheck, type Message, MessageNotification, Messaging, MessagingError, Observability, Payload, QueueName, Receipts, Reconnect } from "@conveyor/core"
 import * as Claim from "./internal/Claim.ts"
 import * as Client from "./internal/Client.ts"
 import { provider } from "./internal/Codec.ts"
-import { connectionLost, fromRedis } from "./internal/errors.ts"
+import { fromRedis } from "./internal/errors.ts"
 import * as Keys from "./internal/Keys.ts"
 import * as Queues from "./internal/Queues.ts"
 import * as Send from "./internal/Send.ts"
@@ -137,21 +137,11 @@ export const make = (
     const extendVisibility = (receipt: Message.Receipt, duration: Duration.Input) =>
       retryConnection(settle.extend(receipt, Durations.millis(duration)))
 
-    const healthCheck = Effect.gen(function*() {
-      const started = yield* Clock.currentTimeMillis
-      const push = (yield* SubscriptionRef.get(health))._tag
-      const probe = yield* redis.send("PING").pipe(
-        Effect.mapError(fromRedis("health")),
-        Effect.timeoutOrElse({
-          duration: "5 seconds",
-          orElse: () => Effect.fail(connectionLost("health"))
-        }),
-        Effect.result
-      )
-      const latencyMs = (yield* Clock.currentTimeMillis) - started
-      return probe._tag === "Success"
-        ? { provider, healthy: true, latencyMs, push }
-        : { provider, healthy: false, latencyMs, push, detail: probe.failure.message }
+    const healthCheck = HealthCheck.probe({
+      provider,
+      server: "Redis",
+      roundTrip: Effect.mapError(redis.send("PING"), fromRedis("health")),
+      push: Effect.map(SubscriptionRef.get(health), (state) => state._tag)
     })
 
     const subscribe = (queues: ReadonlyArray<QueueName.QueueName>, opts: Messaging.SubscribeOptions) =>

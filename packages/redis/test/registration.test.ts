@@ -53,8 +53,9 @@ describe("deferred registration", () => {
       )
       assert.strictEqual(set, 0, "no deadline set: one is acked, one extended, one nacked")
       const deadline = Number(yield* Effect.promise(() => client.sendCommand(["ZSCORE", keys[1]!, extended!])))
-      const [time] = (yield* Effect.promise(() => client.sendCommand(["TIME"]))) as unknown as [string]
-      assert.isAbove(deadline, Number(time) * 1000 + 100_000, "the extension is kept, not replaced by the registration's deadline")
+      const time: unknown = yield* Effect.promise(() => client.sendCommand(["TIME"]))
+      assert.isArray(time)
+      assert.isAbove(deadline, Number((time as ReadonlyArray<unknown>)[0]) * 1000 + 100_000, "the extension is kept, not replaced by the registration's deadline")
       const again = yield* m.receive(q, { max: 10, visibilityTimeout: "30 seconds" })
       assert.deepStrictEqual(again.map((message) => [message.payload, message.receiveCount]), [["nacked", 2]])
     }).pipe(Effect.scoped, Effect.provide(layer({ prefix })))

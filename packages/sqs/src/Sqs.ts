@@ -9,8 +9,8 @@
  * message's age in `stats`, ordering on standard queues.
  */
 import { ListQueuesCommand } from "@aws-sdk/client-sqs"
-import { Durations, type Message, Messaging, MessagingError, Observability, QueueName, Reconnect } from "@conveyor/core"
-import { Clock, Config, Duration, Effect, FiberSet, Layer, Schedule, type Scope, Stream } from "effect"
+import { Durations, HealthCheck, type Message, Messaging, MessagingError, Observability, QueueName, Reconnect } from "@conveyor/core"
+import { Config, Duration, Effect, FiberSet, Layer, Schedule, type Scope, Stream } from "effect"
 import * as Claims from "./internal/Claims.ts"
 import * as Client from "./internal/client.ts"
 import * as Codec from "./internal/codec.ts"
@@ -204,21 +204,12 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
       } satisfies Messaging.QueueStats
     })
 
-    const healthCheck = Effect.gen(function*() {
-      const started = yield* Clock.currentTimeMillis
-      const push = yield* health.current
-      const probe = yield* Client.call("ListQueues", undefined, (abortSignal) =>
-        client.send(new ListQueuesCommand({ MaxResults: 1 }), { abortSignal })).pipe(
-          Effect.timeoutOrElse({
-            duration: "5 seconds",
-            orElse: () => Effect.fail(new MessagingError.ConnectionError({ provider, message: "SQS did not answer within 5 seconds" }))
-          }),
-          Effect.result
-        )
-      const latencyMs = (yield* Clock.currentTimeMillis) - started
-      return probe._tag === "Success"
-        ? { provider, healthy: true, latencyMs, push }
-        : { provider, healthy: false, latencyMs, push, detail: probe.failure.message }
+    const healthCheck = HealthCheck.probe({
+      provider,
+      server: "SQS",
+      roundTrip: Client.call("ListQueues", undefined, (abortSignal) =>
+        client.send(new ListQueuesCommand({ MaxResults: 1 }), { abortSignal })),
+      push: health.current
     })
 
     const subscriptionDeps: Subscription.Deps = {

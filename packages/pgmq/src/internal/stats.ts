@@ -1,6 +1,6 @@
 /** Queue statistics and the health probe. */
-import type { MessageNotification, Messaging, QueueName } from "@conveyor/core"
-import { Clock, Effect } from "effect"
+import { HealthCheck, type MessageNotification, type Messaging, type QueueName } from "@conveyor/core"
+import { Effect } from "effect"
 import { fromSqlOn, provider } from "./errors.ts"
 import type { Queues } from "./queues.ts"
 import type { Tables } from "./tables.ts"
@@ -38,14 +38,11 @@ export const make = (
       return result
     }).pipe(Effect.mapError(fromSqlOn("stats", queue)))
 
-  const healthCheck = Effect.gen(function*() {
-    const started = yield* Clock.currentTimeMillis
-    const probe = yield* Effect.result(sql`SELECT 1`.pipe(Effect.timeout("5 seconds")))
-    const push = (yield* pushHealth)._tag
-    const latencyMs = (yield* Clock.currentTimeMillis) - started
-    return probe._tag === "Success"
-      ? { provider, healthy: true, latencyMs, push }
-      : { provider, healthy: false, latencyMs, push, detail: `PostgreSQL did not answer: ${probe.failure.message}` }
+  const healthCheck = HealthCheck.probe({
+    provider,
+    server: "PostgreSQL",
+    roundTrip: sql`SELECT 1`,
+    push: Effect.map(pushHealth, (state) => state._tag)
   })
 
   return { stats, healthCheck }

@@ -184,7 +184,7 @@ export const make = (dependencies: Dependencies) => {
         const claims = steps.filter((step) => step._tag === "Claim").length
         if (claims <= limit) return Arr.of(steps)
         // At most `limit` claims per slice, each slice claimed once the previous one is pulled.
-        const cut: Array<Array<Step>> = [[]]
+        const cut: Arr.NonEmptyArray<Array<Step>> = [[]]
         let inSlice = 0
         for (const step of steps) {
           if (step._tag === "Claim" && inSlice === limit) {
@@ -194,7 +194,7 @@ export const make = (dependencies: Dependencies) => {
           if (step._tag === "Claim") inSlice++
           cut[cut.length - 1]!.push(step)
         }
-        return cut as unknown as Arr.NonEmptyReadonlyArray<ReadonlyArray<Step>>
+        return cut
       }
       const gone = yield* untilGone(queues)
       // On the events, before any claim: a merge buffers, and a delivery must never wait in a

@@ -26,7 +26,7 @@
  * returned at once; the ones emitted are the subscriber's to settle.
  */
 import { Durations, type Message, MessageNotification, type Messaging, type MessagingError, type QueueName } from "@conveyor/core"
-import { Clock, Duration, Effect, Exit, Fiber, type Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Array as Arr, Clock, Duration, Effect, Exit, Fiber, type Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import type * as EffectRedis from "effect/persistence/Redis"
 import type { Claims } from "./Claim.ts"
 import { type Claimed, streamsOf } from "./Codec.ts"
@@ -255,11 +255,8 @@ export const subscribe = (
     const pull = Effect.gen(function*() {
       while (true) {
         const out: Messages = pending.size > 0 ? yield* claimPending : yield* read
-        if (out.length > 0) {
-          return out.map((message) => MessageNotification.Message({ message })) as unknown as readonly [
-            MessageNotification.MessageNotification,
-            ...Array<MessageNotification.MessageNotification>
-          ]
+        if (Arr.isReadonlyArrayNonEmpty(out)) {
+          return Arr.map(out, (message): MessageNotification.MessageNotification => MessageNotification.Message({ message }))
         }
       }
     })
