@@ -112,7 +112,7 @@ export const make = (
       options: Codec.publishOptions(
         delivery.messageId,
         Codec.userHeaders(delivery.message),
-        Codec.sentAt(delivery.message),
+        delivery.sentAt,
         delivery.receiveCount
       )
     })
@@ -267,7 +267,7 @@ export const make = (
                   channel.raw.nack(got, false, false)
                   return Effect.as(Effect.logWarning(`Dead-lettered a non-JSON message from queue ${queue}`), true)
                 }
-                const { deadline, receipt } = deliveries.track(
+                const { deadline, receipt, sentAt } = deliveries.track(
                   channel,
                   queue,
                   Codec.messageId(got),
@@ -275,7 +275,7 @@ export const make = (
                   Codec.receiveCount(got),
                   visibilityMs
                 )
-                claimed.push(Codec.toQueued(queue, got, body, receipt, deadline))
+                claimed.push(Codec.toQueued(queue, got, body, receipt, deadline, sentAt))
                 return Effect.succeed(true)
               }),
               Effect.uninterruptible

@@ -1,7 +1,8 @@
 /**
  * The first-send time travels in the UUIDv7 message id: it keeps
  * millisecond precision across requeues, and another publisher's ids (or a
- * missing id) fall back to the AMQP timestamp instead of passing for one.
+ * missing id) fall back to the AMQP timestamp instead of passing for one,
+ * and a message with neither is dated when this provider first sees it.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -60,5 +61,29 @@ describe("message ids", () => {
       assert.deepStrictEqual(received.map((message) => message.payload), [1, 2])
       for (const message of received) assert.strictEqual(message.enqueuedAt.getTime(), stamp * 1000)
       yield* Effect.forEach(received, (message) => m.ack(message.receipt))
+    }).pipe(Effect.scoped, Effect.provide(layer())))
+
+  it.live("a message with neither id nor timestamp is dated when first received, and keeps that date across a nack", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const connection = yield* raw
+      const q = uniqueQueue("ids")
+      yield* withQueues(m, [q])
+      yield* onRawChannel(connection, async (ch) => {
+        ch.sendToQueue(q, Buffer.from("3"), { contentType: "application/json" })
+      })
+      yield* Effect.sleep("200 millis") // on the queue well before it is received
+      const before = Date.now()
+      const [first] = yield* m.receive(q, long)
+      const after = Date.now()
+      const firstSeen = first!.enqueuedAt.getTime()
+      assert.isAtLeast(firstSeen, before)
+      assert.isAtMost(firstSeen, after)
+      yield* m.nack(first!.receipt)
+      const [second] = yield* m.receive(q, long)
+      assert.strictEqual(second!.payload, 3)
+      // The copy carries it as an AMQP timestamp, which has whole seconds.
+      assert.strictEqual(second!.enqueuedAt.getTime(), Math.floor(firstSeen / 1000) * 1000)
+      yield* m.ack(second!.receipt)
     }).pipe(Effect.scoped, Effect.provide(layer())))
 })

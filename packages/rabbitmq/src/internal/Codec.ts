@@ -75,9 +75,10 @@ export const receiveCount = (message: amqp.Message): number => {
   return prior + (deliveries !== undefined ? deliveries + 1 : message.fields.redelivered ? 2 : 1)
 }
 
-export const sentAt = (message: amqp.Message): number =>
+/** When the message was sent: from its UUIDv7 id, else its AMQP timestamp, else `fallback` (another publisher's bare message). */
+export const sentAt = (message: amqp.Message, fallback: number): number =>
   sentAtOfId(message) ??
-    (typeof message.properties.timestamp === "number" ? message.properties.timestamp * 1000 : Date.now())
+    (typeof message.properties.timestamp === "number" ? message.properties.timestamp * 1000 : fallback)
 
 export const messageId = (message: amqp.Message): Message.MessageId =>
   typeof message.properties.messageId === "string" && message.properties.messageId !== ""
@@ -109,7 +110,8 @@ export const toQueued = (
   message: amqp.Message,
   body: Message.Json,
   receipt: Message.Receipt,
-  visibleUntil: number
+  visibleUntil: number,
+  sentAt: number
 ): Message.QueuedMessage => ({
   queue,
   id: receipt.messageId,
@@ -117,6 +119,6 @@ export const toQueued = (
   payload: body,
   headers: userHeaders(message),
   receiveCount: receiveCount(message),
-  enqueuedAt: new Date(sentAt(message)),
+  enqueuedAt: new Date(sentAt),
   visibleUntil: new Date(visibleUntil)
 })

@@ -15,6 +15,7 @@ import type amqp from "amqplib"
 import { Clock, Effect, Exit, Schedule } from "effect"
 import { Batching, type Message, type MessagingError, type QueueName, Receipts } from "@conveyor/core"
 import type { Channel } from "./Channel.ts"
+import * as Codec from "./Codec.ts"
 import { provider } from "./errors.ts"
 
 export interface Delivery {
@@ -25,6 +26,8 @@ export interface Delivery {
   readonly message: amqp.Message
   /** The receiveCount of this claim, carried into a requeued copy. */
   readonly receiveCount: number
+  /** When it was sent, or, for a foreign message that carries no time, when this provider first saw it. */
+  readonly sentAt: number
   deadline: number
   /** Being replaced (nack, expiry): no longer settleable by its receipt, still unsettled at the broker. */
   taken: boolean
@@ -63,12 +66,14 @@ export const make = (
       message: amqp.Message,
       receiveCount: number,
       visibilityMs: number
-    ): { readonly receipt: Message.Receipt; readonly deadline: number } => {
+    ): { readonly receipt: Message.Receipt; readonly deadline: number; readonly sentAt: number } => {
       const token: Token = { channel: channel.id, tag: message.fields.deliveryTag }
-      const deadline = clock.currentTimeMillisUnsafe() + visibilityMs
+      const now = clock.currentTimeMillisUnsafe()
+      const deadline = now + visibilityMs
+      const sentAt = Codec.sentAt(message, now)
       const key = keyOf(token)
-      table.set(key, { key, queue, messageId, channel, message, receiveCount, deadline, taken: false })
-      return { receipt: { provider, queue, messageId, token }, deadline }
+      table.set(key, { key, queue, messageId, channel, message, receiveCount, sentAt, deadline, taken: false })
+      return { receipt: { provider, queue, messageId, token }, deadline, sentAt }
     }
 
     /** The held delivery, or why the receipt cannot settle anything. */

@@ -81,7 +81,7 @@ export const subscribe = (
             Queue.offerUnsafe(poison, `Dead-lettered a non-JSON message from queue ${queue}`)
             return
           }
-          const { deadline, receipt } = deps.deliveries.track(
+          const { deadline, receipt, sentAt } = deps.deliveries.track(
             channel,
             queue,
             Codec.messageId(message),
@@ -90,7 +90,7 @@ export const subscribe = (
             visibilityMs
           )
           unemitted.add(receipt)
-          Queue.offerUnsafe(out, MessageNotification.Message({ message: Codec.toQueued(queue, message, body, receipt, deadline) }))
+          Queue.offerUnsafe(out, MessageNotification.Message({ message: Codec.toQueued(queue, message, body, receipt, deadline, sentAt) }))
         }
 
         const session = Effect.gen(function*() {
