@@ -28,13 +28,15 @@ import {
   Receipts,
   Reconnect
 } from "@conveyor/core"
-import * as Channel from "./internal/Channel.ts"
 import * as Codec from "./internal/Codec.ts"
 import * as Connection from "./internal/Connection.ts"
+import * as DelayRoutes from "./internal/DelayRoutes.ts"
 import * as Deliveries from "./internal/Deliveries.ts"
-import { fromAmqp, provider, queueNotFound } from "./internal/errors.ts"
+import { provider } from "./internal/errors.ts"
 import * as Management from "./internal/Management.ts"
 import * as Publisher from "./internal/Publisher.ts"
+import * as Pull from "./internal/Pull.ts"
+import * as Queues from "./internal/Queues.ts"
 import * as Subscription from "./internal/Subscription.ts"
 import * as Topology from "./Topology.ts"
 
@@ -61,8 +63,6 @@ export interface RabbitMqOptions {
 
 const defaultHeartbeat = Duration.seconds(10)
 const defaultPrefetch = 32
-/** A delay queue is redeclared when its last declaration is older than this (see Topology). */
-const delayRedeclareMs = 60_000
 
 export const capabilities: Messaging.Capabilities = {
   push: "message",
@@ -85,8 +85,6 @@ export const make = (
 
     /** Queues ensured through this layer, redeclared after every reconnect. */
     const ensured = new Map<QueueName.QueueName, Topology.QueueKind>()
-    /** Delay queues in use per queue, with when each was last declared. */
-    const delayQueues = new Map<QueueName.QueueName, Map<string, number>>()
 
     const connection = yield* Connection.make(
       {
@@ -104,6 +102,7 @@ export const make = (
     )
     const publisher = Publisher.make(connection)
     const management = Management.make(connection)
+    const routes = DelayRoutes.make(management)
 
     const copyOf = (delivery: Deliveries.Delivery, routingKey: string): Publisher.Outgoing => ({
       queue: delivery.queue,
@@ -118,42 +117,8 @@ export const make = (
     })
 
     const deliveries = yield* Deliveries.make((delivery) => publisher.publish([copyOf(delivery, delivery.queue)]))
-
-    /** One basic.get channel per queue: a 404 on one queue leaves the others' claims alone. */
-    const pullers = new Map<QueueName.QueueName, ReturnType<typeof Channel.reopening>>()
-    const pullerOf = (queue: QueueName.QueueName) => {
-      let puller = pullers.get(queue)
-      if (puller === undefined) {
-        puller = Channel.reopening(connection, (link) => Channel.open(link, Channel.plain, deliveries.forgetChannel))
-        pullers.set(queue, puller)
-      }
-      return puller
-    }
-    yield* Effect.addFinalizer(() => Effect.forEach(pullers.values(), (puller) => puller.close, { discard: true }))
-
-    /** The routing key for a message due after `delay`: the queue, or its delay queue, declared when needed. */
-    const routeFor = (queue: QueueName.QueueName, delay: Duration.Input | undefined): Effect.Effect<string, MessagingError.MessagingError> => {
-      const ms = Durations.millis(delay)
-      return ms <= 0 ? Effect.succeed(queue) : routeDelayed(queue, ms)
-    }
-
-    const routeDelayed = (queue: QueueName.QueueName, ms: number) =>
-      Effect.gen(function*() {
-        const delayMs = Topology.quantizeDelay(ms)
-        const name = Topology.delayQueue(queue, delayMs)
-        const known = delayQueues.get(queue) ?? new Map<string, number>()
-        const declaredAt = known.get(name)
-        if (declaredAt !== undefined && (yield* Clock.currentTimeMillis) - declaredAt < delayRedeclareMs) return name
-        // A delay queue for a missing queue would dead-letter into nothing.
-        if ((yield* management.check(queue)) === undefined) return yield* Effect.fail(queueNotFound(queue))
-        yield* management.run("queue.declare", name, (ch) =>
-          ch.assertQueue(name, { durable: true, arguments: Topology.delayQueueArguments(queue, delayMs) }))
-        known.set(name, yield* Clock.currentTimeMillis)
-        delayQueues.set(queue, known)
-        return name
-      })
-
-    const knownDelayQueues = (queue: QueueName.QueueName) => [...(delayQueues.get(queue)?.keys() ?? [])]
+    const pull = yield* Pull.make(connection, deliveries)
+    const queues = Queues.make({ management, routes, deliveries, pull, ensured, defaultKind })
 
     const outgoing = (
       queue: QueueName.QueueName,
@@ -168,60 +133,6 @@ export const make = (
       options: Codec.publishOptions(Codec.newMessageId(sentAt), headers, sentAt, 0)
     })
 
-    const ensureQueue = Effect.fnUntraced(function*(name: QueueName.QueueName, opts?: Messaging.QueueOptions) {
-      const queue = yield* QueueName.ensurable(yield* QueueName.make(name))
-      const kind = opts?.kind ?? defaultKind
-      yield* management.run("queue.declare", queue, (ch) => Management.declareQueue(ch, queue, kind))
-      ensured.set(queue, kind)
-    })
-
-    const deleteQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
-      const queue = yield* QueueName.make(name)
-      const delays = knownDelayQueues(queue)
-      yield* management.run("queue.delete", queue, async (ch) => {
-        await ch.deleteQueue(queue)
-        for (const name of delays) await ch.deleteQueue(name)
-        await ch.deleteQueue(Topology.deadLetterQueue(queue))
-        await ch.deleteExchange(Topology.deadLetterExchange(queue))
-      })
-      ensured.delete(queue)
-      delayQueues.delete(queue)
-      deliveries.forgetQueue(queue)
-      const puller = pullers.get(queue)
-      pullers.delete(queue)
-      if (puller !== undefined) yield* puller.close
-    })
-
-    const queueExists = Effect.fnUntraced(function*(name: QueueName.QueueName) {
-      const queue = yield* QueueName.make(name)
-      return (yield* management.check(queue)) !== undefined
-    })
-
-    const listQueues = Effect.gen(function*() {
-      const found: Array<QueueName.QueueName> = []
-      for (const queue of [...ensured.keys()]) {
-        if ((yield* management.check(queue)) === undefined) {
-          ensured.delete(queue)
-          continue
-        }
-        found.push(queue)
-        const dlq = Topology.deadLetterQueue(queue)
-        if ((yield* management.check(dlq)) !== undefined) found.push(dlq)
-      }
-      return found.sort()
-    })
-
-    const purgeQueue = Effect.fnUntraced(function*(name: QueueName.QueueName) {
-      const queue = yield* QueueName.make(name)
-      const delays = knownDelayQueues(queue)
-      let removed = (yield* management.run("queue.purge", queue, (ch) => ch.purgeQueue(queue))).messageCount
-      for (const delayQueue of delays) {
-        if ((yield* management.check(delayQueue)) === undefined) continue
-        removed += (yield* management.run("queue.purge", delayQueue, (ch) => ch.purgeQueue(delayQueue))).messageCount
-      }
-      return removed
-    })
-
     const send = Effect.fnUntraced(function*(
       name: QueueName.QueueName,
       payload: Message.Json,
@@ -229,7 +140,7 @@ export const make = (
     ) {
       const queue = yield* QueueName.make(name)
       const text = yield* Payload.encode(queue, payload, maxBytes)
-      const routingKey = yield* routeFor(queue, opts?.delay)
+      const routingKey = yield* routes.routeFor(queue, opts?.delay)
       const message = outgoing(queue, routingKey, text, opts?.headers ?? {}, yield* Clock.currentTimeMillis)
       yield* retryConnection(publisher.publish([message]))
       return message.options.messageId
@@ -243,7 +154,7 @@ export const make = (
       const queue = yield* QueueName.make(name)
       const texts = yield* Effect.forEach(payloads, (payload) => Payload.encode(queue, payload, maxBytes))
       if (texts.length === 0) return []
-      const routingKey = yield* routeFor(queue, opts?.delay)
+      const routingKey = yield* routes.routeFor(queue, opts?.delay)
       const now = yield* Clock.currentTimeMillis
       const messages = texts.map((text) => outgoing(queue, routingKey, text, opts?.headers ?? {}, now))
       yield* retryConnection(publisher.publish(messages))
@@ -252,46 +163,8 @@ export const make = (
 
     const receive = Effect.fnUntraced(function*(name: QueueName.QueueName, opts: Messaging.ReceiveOptions) {
       const queue = yield* QueueName.make(name)
-      const visibilityMs = Durations.millis(opts.visibilityTimeout)
       const max = Math.max(1, Math.floor(opts.max ?? 1))
-      const claimOnce = Effect.suspend(() => {
-        const claimed: Array<Message.QueuedMessage> = []
-        // One basic.get and its tracking happen together: an interruption never strands an untracked claim.
-        const claimOne = (channel: Channel.Channel) =>
-          Effect.tryPromise({ try: () => channel.raw.get(queue, { noAck: false }), catch: fromAmqp("basic.get", queue) })
-            .pipe(
-              Effect.flatMap((got) => {
-                if (got === false) return Effect.succeed(false)
-                const body = Codec.payload(got)
-                if (body === undefined) {
-                  channel.raw.nack(got, false, false)
-                  return Effect.as(Effect.logWarning(`Dead-lettered a non-JSON message from queue ${queue}`), true)
-                }
-                const { deadline, receipt, sentAt } = deliveries.track(
-                  channel,
-                  queue,
-                  Codec.messageId(got),
-                  got,
-                  Codec.receiveCount(got),
-                  visibilityMs
-                )
-                claimed.push(Codec.toQueued(queue, got, body, receipt, deadline, sentAt))
-                return Effect.succeed(true)
-              }),
-              Effect.uninterruptible
-            )
-        return Effect.gen(function*() {
-          const channel = yield* pullerOf(queue).get
-          while (claimed.length < max && (yield* claimOne(channel))) {}
-          return claimed as ReadonlyArray<Message.QueuedMessage>
-        }).pipe(
-          // Claims the caller will never see go straight back.
-          Effect.onInterrupt(() =>
-            Effect.forEach(claimed, (message) => Effect.ignore(deliveries.release(message.receipt)), { discard: true })
-          )
-        )
-      })
-      return yield* retryConnection(claimOnce)
+      return yield* retryConnection(pull.claim(queue, Durations.millis(opts.visibilityTimeout), max))
     })
 
     const fetch = (_queue: QueueName.QueueName, _id: Message.MessageId, _opts: Messaging.FetchOptions) =>
@@ -307,7 +180,7 @@ export const make = (
       if (opts?.requeue === false) return yield* deliveries.deadLetter(receipt)
       const delivery = yield* deliveries.take(receipt)
       // Could not route the copy: give the original back to the broker as it is.
-      const routingKey = yield* routeFor(delivery.queue, opts?.delay).pipe(
+      const routingKey = yield* routes.routeFor(delivery.queue, opts?.delay).pipe(
         Effect.tapError(() => Effect.ignore(deliveries.giveBack(delivery)))
       )
       yield* deliveries.replace(delivery, publisher.publish([copyOf(delivery, routingKey)]))
@@ -318,26 +191,6 @@ export const make = (
       duration: Duration.Input
     ) {
       yield* deliveries.extend(receipt, Durations.millis(duration))
-    })
-
-    const stats = Effect.fnUntraced(function*(name: QueueName.QueueName) {
-      const queue = yield* QueueName.make(name)
-      const main = yield* management.check(queue)
-      if (main === undefined) return yield* Effect.fail(queueNotFound(queue))
-      let delayed = 0
-      for (const delayQueue of knownDelayQueues(queue)) {
-        delayed += (yield* management.check(delayQueue))?.messageCount ?? 0
-      }
-      const deadLettered = (yield* management.check(Topology.deadLetterQueue(queue)))?.messageCount ?? 0
-      const inFlight = deliveries.inFlight(queue)
-      return {
-        queue,
-        depth: main.messageCount + inFlight + delayed,
-        visible: main.messageCount,
-        inFlight,
-        delayed,
-        deadLettered
-      } satisfies Messaging.QueueStats
     })
 
     const healthCheck = HealthCheck.probe({
@@ -366,11 +219,7 @@ export const make = (
     return Messaging.Messaging.of(Observability.instrument({
       provider,
       capabilities,
-      ensureQueue,
-      deleteQueue,
-      queueExists,
-      listQueues,
-      purgeQueue,
+      ...queues,
       send,
       sendBatch,
       receive,
@@ -379,7 +228,6 @@ export const make = (
       // Once a delivery is taken from the table only its settlement can give it back: never cut it short.
       nack: Receipts.checked((receipt, opts?: Messaging.NackOptions) => Effect.uninterruptible(nack(receipt, opts))),
       extendVisibility: Receipts.checked(extendVisibility),
-      stats,
       healthCheck,
       subscribe,
       pushHealth: SubscriptionRef.changes(connection.health)
