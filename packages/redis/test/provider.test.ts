@@ -187,6 +187,46 @@ describe("provider", () => {
       }).pipe(Effect.provide(layer({ url: Redacted.make(server.url) })))
     }).pipe(Effect.scoped))
 
+  it.live("acks of claims with a deadline are proven by the deadline set alone: no XPENDING per receipt", () =>
+    Effect.gen(function*() {
+      const server = yield* privateServer
+      const client = yield* raw(server.url)
+      const xpending = Effect.promise(async () => {
+        const info = String(await client.sendCommand(["INFO", "commandstats"]))
+        return Number(/cmdstat_xpending:calls=(\d+)/.exec(info)?.[1] ?? 0)
+      })
+      yield* Effect.gen(function*() {
+        const m = yield* Messaging.Messaging
+        const q = uniqueQueue("proven")
+        yield* withQueue(m, q)
+        yield* m.sendBatch(q, Array.from({ length: 64 }, (_, n) => n))
+        const received = yield* m.receive(q, { max: 64, visibilityTimeout: "30 seconds" })
+        assert.strictEqual(received.length, 64)
+        const before = yield* xpending
+        yield* Effect.forEach(received, (message) => m.ack(message.receipt), { concurrency: "unbounded", discard: true })
+        assert.strictEqual((yield* xpending) - before, 0, "no pending-list lookups")
+        assert.strictEqual((yield* m.stats(q)).depth, 0)
+      }).pipe(Effect.provide(layer({ url: Redacted.make(server.url) })))
+    }).pipe(Effect.scoped))
+
+  it.live("a receipt settled twice at once (one script call) settles once: the other caller gets StaleReceipt", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = uniqueQueue("twice")
+      yield* withQueue(m, q)
+      yield* m.sendBatch(q, ["acked", "nacked"])
+      const [acked, nacked] = yield* m.receive(q, long)
+      for (const settle of [m.ack(acked!.receipt), m.nack(nacked!.receipt)]) {
+        const exits = yield* Effect.all([Effect.exit(settle), Effect.exit(settle)], { concurrency: "unbounded" })
+        const failures = exits.filter((exit) => exit._tag === "Failure").map((exit) => String(exit.cause))
+        assert.strictEqual(failures.length, 1, "exactly one of the two settled")
+        assert.include(failures[0], "StaleReceipt")
+      }
+      const again = yield* m.receive(q, long)
+      assert.deepStrictEqual(again.map((message) => [message.payload, message.receiveCount]), [["nacked", 2]])
+      yield* m.ack(again[0]!.receipt)
+    }).pipe(Effect.scoped, Effect.provide(layer())))
+
   it.live("an interrupted subscription leaves what it emitted to the subscriber: settled after the end, never handed back", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging

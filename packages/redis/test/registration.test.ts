@@ -52,7 +52,7 @@ describe("deferred registration", () => {
         client.sendCommand(["EVAL", lua.lua, String(keys.length), ...keys, group, "1000", acked!, extended!, nacked!])
       )
       assert.strictEqual(set, 0, "no deadline set: one is acked, one extended, one nacked")
-      const deadline = Number(yield* Effect.promise(() => client.sendCommand(["ZSCORE", keys[1]!, extended!])))
+      const deadline = Number(yield* Effect.promise(() => client.sendCommand(["ZSCORE", keys[1]!, `${extended!}:1`])))
       const time: unknown = yield* Effect.promise(() => client.sendCommand(["TIME"]))
       assert.isArray(time)
       assert.isAbove(deadline, Number((time as ReadonlyArray<unknown>)[0]) * 1000 + 100_000, "the extension is kept, not replaced by the registration's deadline")

@@ -183,7 +183,8 @@ export const subscribe = (
           const queue = ofStream.get(key)
           if (queue === undefined || entries.length === 0) continue
           const claimed = entries.map(([entry, fields]): Claimed => ({ entry, count: 1, fields: fields ?? [] }))
-          yield* Effect.forkDetach(register(queue, claimed), { startImmediately: true })
+          // After a yield: the entries reach the subscriber before the registration's write.
+          yield* Effect.forkDetach(Effect.andThen(Effect.yieldNow, register(queue, claimed)), { startImmediately: true })
           out.push(...(yield* deps.claims.decode(queue, claimed, visibleUntil)))
         }
         return out
@@ -226,6 +227,9 @@ export const subscribe = (
       )
 
     const read = Effect.gen(function*() {
+      // What the last read or claim step emitted is handed to the subscriber first: issuing the
+      // next read (and its write) before it would delay the handlers by that much.
+      yield* Effect.yieldNow
       const { byDueTime, waitMs } = markDue(yield* Clock.currentTimeMillis)
       if (pending.size > 0) return []
       const { connection: conn, id } = yield* connection

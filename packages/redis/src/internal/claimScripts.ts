@@ -4,7 +4,7 @@
  */
 import * as EffectRedis from "effect/persistence/Redis"
 import type { QueueKeys } from "./Keys.ts"
-import { keysOf, now } from "./lua.ts"
+import { chunked, keysOf, now } from "./lua.ts"
 
 /** How often the claim step looks for claims without a deadline, and how old such a claim must be (ms). */
 export const janitorPeriodMs = 3000
@@ -40,7 +40,7 @@ export const claim = EffectRedis.script(
   ],
   {
     numberOfKeys: 6,
-    lua: `${now}
+    lua: `${now}${chunked}
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOQUEUE queue does not exist') end
 local group, consumer, max, vt = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 if ARGV[5] == '1' then redis.pcall('XGROUP', 'CREATE', KEYS[3], group, '$', 'MKSTREAM') end
@@ -64,8 +64,9 @@ if tonumber(redis.call('HGET', KEYS[6], 'at') or '0') <= now then
   local from = redis.call('HGET', KEYS[6], 'from') or '-'
   local page = redis.call('XPENDING', KEYS[1], group, 'IDLE', ${janitorPeriodMs}, from, '+', 200)
   for _, p in ipairs(page) do
-    if not redis.call('ZSCORE', KEYS[4], p[1]) and not redis.call('ZSCORE', KEYS[5], p[1]) then
-      redis.call('ZADD', KEYS[4], now, p[1])
+    local member = p[1] .. ':' .. p[4]
+    if not redis.call('ZSCORE', KEYS[4], member) and not redis.call('ZSCORE', KEYS[5], p[1]) then
+      redis.call('ZADD', KEYS[4], now, member)
     end
   end
   if #page == 200 then from = '(' .. page[#page][1] else from = '-' end
@@ -85,24 +86,36 @@ for _, member in ipairs(due) do
 end
 local out = {}
 local n = 0
+-- Deadlines of this step's claims (score, member), added in one ZADD at the end: none of them
+-- is due within this step.
+local deadlines = {}
 local function claimed(id, count, fields)
-  redis.call('ZADD', KEYS[4], now + vt, id)
+  deadlines[#deadlines + 1] = now + vt
+  deadlines[#deadlines + 1] = id .. ':' .. count
   n = n + 1
   out[#out + 1] = id
   out[#out + 1] = count
   out[#out + 1] = fields
 end
-for _, key in ipairs({KEYS[5], KEYS[4]}) do
-  if n < max then
-    local ids = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, max - n)
-    for _, id in ipairs(ids) do
-      redis.call('ZREM', key, id)
-      local entry = redis.call('XCLAIM', KEYS[1], group, consumer, 0, id)
-      if entry[1] then
-        local pending = redis.call('XPENDING', KEYS[1], group, id, id, 1)
-        claimed(id, pending[1][4], entry[1][2])
-      end
-    end
+local function reclaim(id)
+  local entry = redis.call('XCLAIM', KEYS[1], group, consumer, 0, id)
+  if entry[1] then
+    local pending = redis.call('XPENDING', KEYS[1], group, id, id, 1)
+    claimed(id, pending[1][4], entry[1][2])
+  end
+end
+-- Nacked claims now visible (members: entry ids), then claims past their deadline (members:
+-- entry id ':' delivery count).
+if n < max then
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, max - n)) do
+    redis.call('ZREM', KEYS[5], id)
+    reclaim(id)
+  end
+end
+if n < max then
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, max - n)) do
+    redis.call('ZREM', KEYS[4], member)
+    reclaim(string.match(member, '^[^:]+'))
   end
 end
 if n < max then
@@ -111,6 +124,7 @@ if n < max then
     for _, entry in ipairs(read[1][2]) do claimed(entry[1], 1, entry[2]) end
   end
 end
+if #deadlines > 0 then chunked('ZADD', KEYS[4], nil, deadlines) end
 local nextDue = -1
 for _, key in ipairs({KEYS[2], KEYS[5], KEYS[4]}) do
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
@@ -145,14 +159,25 @@ export const register = EffectRedis.script(
   ],
   {
     numberOfKeys: 3,
-    lua: `${now}
+    lua: `${now}${chunked}
 local group, vt = ARGV[1], tonumber(ARGV[2])
--- The entries of one read are consecutive in the stream: one range of the pending list holds them.
-local set = 0
-for _, p in ipairs(redis.call('XPENDING', KEYS[1], group, ARGV[3], ARGV[#ARGV], #ARGV - 2)) do
-  if not redis.call('ZSCORE', KEYS[3], p[1]) then
-    set = set + redis.call('ZADD', KEYS[2], 'NX', now + vt, p[1])
+-- The entries of one read are consecutive in the stream: one range of the pending list holds
+-- them, each with its delivery count as it stands now.
+local pending = redis.call('XPENDING', KEYS[1], group, ARGV[3], ARGV[#ARGV], #ARGV - 2)
+if #pending == 0 then return 0 end
+local ids = {}
+for _, p in ipairs(pending) do ids[#ids + 1] = p[1] end
+local nacked = chunked('ZMSCORE', KEYS[3], nil, ids)
+local deadlines = {}
+for i, p in ipairs(pending) do
+  if not nacked[i] then
+    deadlines[#deadlines + 1] = now + vt
+    deadlines[#deadlines + 1] = p[1] .. ':' .. p[4]
   end
+end
+local set = 0
+if #deadlines > 0 then
+  for _, added in ipairs(chunked('ZADD', KEYS[2], 'NX', deadlines)) do set = set + added end
 end
 return set
 `

@@ -11,33 +11,65 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
 /**
- * KEYS[1] stream, KEYS[inFlight], KEYS[retry]; ARGV[1] group. True while the receipt names the
- * live claim: its pending delivery count is unchanged (every claim raises it) and it is neither
- * past its deadline nor nacked. A claim read by a subscription's blocking XREADGROUP has no
- * deadline until its registration (claimScripts.register, sent right after the read) has run; it is
- * live meanwhile, since only a registered claim can expire and be claimed again.
+ * Commands with one argument per member (ZADD, ZMSCORE) over many members, in chunks: `unpack`
+ * of a table longer than Lua's C stack (8000 slots) fails.
  */
-export const holds = (inFlight: number, retry: number) => `
-local function holds(id, count)
-  local deadline = redis.call('ZSCORE', KEYS[${inFlight}], id)
-  if deadline then
-    if tonumber(deadline) <= now then return false end
-  elseif redis.call('ZSCORE', KEYS[${retry}], id) then
-    return false
-  end
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-  return pending[1] ~= nil and tostring(pending[1][4]) == count
-end
--- Receipts from ARGV[2] on, \`stride\` arguments each (entry id, count, ...): \`settle(i)\` for
--- each one still held; one 1/0 per receipt.
-local function each_held(stride, settle)
+export const chunked = `
+local function chunked(command, key, flag, args)
   local out = {}
-  for i = 2, #ARGV, stride do
-    if holds(ARGV[i], ARGV[i + 1]) then
-      settle(i)
-      out[#out + 1] = 1
+  for i = 1, #args, 1000 do
+    local part
+    if flag then
+      part = redis.call(command, key, flag, unpack(args, i, math.min(i + 999, #args)))
     else
-      out[#out + 1] = 0
+      part = redis.call(command, key, unpack(args, i, math.min(i + 999, #args)))
+    end
+    if type(part) == 'table' then
+      for _, v in ipairs(part) do out[#out + 1] = v end
+    else
+      out[#out + 1] = part
+    end
+  end
+  return out
+end
+`
+
+/**
+ * KEYS[1] stream, KEYS[inFlight], KEYS[retry]; ARGV[1] group. A receipt (entry id, count) names
+ * the live claim while its \`inFlight\` member \`<id>:<count>\` is scored by a deadline not yet
+ * passed: only a claim step, the registration, an extend or the janitor add that member, each
+ * with the count of the claim as it stands in the pending list, and every settle or re-claim
+ * removes it, so its presence proves owner and count without asking the pending list. A receipt
+ * with no member is the claim of a subscription's read whose registration (claimScripts.register,
+ * sent right after the read) has not run yet, or a stale one: it is live when it is not nacked
+ * and its pending delivery count is unchanged (every claim raises it; only a claim with a
+ * deadline can expire and be claimed again). A receipt repeated in one call settles once.
+ * \`each_held(stride, settle)\`: receipts from ARGV[2] on, \`stride\` arguments each (entry id,
+ * count, ...); \`settle(i, member)\` for each one still held; one 1/0 per receipt.
+ */
+export const holds = (inFlight: number, retry: number) => `${chunked}
+local function each_held(stride, settle)
+  local members = {}
+  for i = 2, #ARGV, stride do members[#members + 1] = ARGV[i] .. ':' .. ARGV[i + 1] end
+  local deadlines = chunked('ZMSCORE', KEYS[${inFlight}], nil, members)
+  local out, seen, n = {}, {}, 0
+  for i = 2, #ARGV, stride do
+    n = n + 1
+    local member, live = members[n], false
+    if seen[member] then
+      live = false
+    elseif deadlines[n] then
+      live = tonumber(deadlines[n]) > now
+    elseif not redis.call('ZSCORE', KEYS[${retry}], ARGV[i]) then
+      local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+      live = pending[1] ~= nil and tostring(pending[1][4]) == ARGV[i + 1]
+    end
+    seen[member] = true
+    if live then
+      settle(i, member)
+      out[n] = 1
+    else
+      out[n] = 0
     end
   end
   return out

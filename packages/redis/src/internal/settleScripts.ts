@@ -12,19 +12,22 @@ type Pairs = ReadonlyArray<string>
 /** Receipts with a duration each: entry id, delivery count, milliseconds. */
 type Triples = ReadonlyArray<string | number>
 
-/** Ack: XACK (+ XDEL, see deletable) of every receipt still holding its claim; one 1/0 per receipt. */
+/** Ack: XACK (+ XDEL, see deletable) of every receipt still holding its claim, in one call each; one 1/0 per receipt. */
 export const ack = EffectRedis.script(
   (keys: QueueKeys, group: string, pairs: Pairs) => [keys.stream, keys.inFlight, keys.retry, group, ...pairs],
   {
     numberOfKeys: 3,
     lua: `${now}${holds(2, 3)}${deletable}
-local done = {}
-local out = each_held(2, function(i) done[#done + 1] = ARGV[i] end)
+local done, members = {}, {}
+local out = each_held(2, function(i, member)
+  done[#done + 1] = ARGV[i]
+  members[#members + 1] = member
+end)
 if #done > 0 then
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(done))
-  redis.call('ZREM', KEYS[2], unpack(done))
+  chunked('XACK', KEYS[1], ARGV[1], done)
+  chunked('ZREM', KEYS[2], nil, members)
   if #others == 0 then
-    redis.call('XDEL', KEYS[1], unpack(done))
+    chunked('XDEL', KEYS[1], nil, done)
   else
     for _, id in ipairs(done) do
       if deletable(id) then redis.call('XDEL', KEYS[1], id) end
@@ -55,9 +58,9 @@ export const nack = EffectRedis.script(
     numberOfKeys: 4,
     lua: `${now}${holds(2, 3)}
 local earliest = -1
-local out = each_held(3, function(i)
+local out = each_held(3, function(i, member)
   local visibleAt = now + tonumber(ARGV[i + 2])
-  redis.call('ZREM', KEYS[2], ARGV[i])
+  redis.call('ZREM', KEYS[2], member)
   redis.call('ZADD', KEYS[3], visibleAt, ARGV[i])
   if earliest < 0 or visibleAt < earliest then earliest = visibleAt end
 end)
@@ -76,8 +79,8 @@ export const extend = EffectRedis.script(
   {
     numberOfKeys: 3,
     lua: `${now}${holds(2, 3)}
-return each_held(3, function(i)
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[i + 2]), ARGV[i])
+return each_held(3, function(i, member)
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[i + 2]), member)
 end)
 `
   }
@@ -102,7 +105,7 @@ export const deadLetter = EffectRedis.script(
     numberOfKeys: 4,
     lua: `${now}${holds(2, 3)}${deletable}
 if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('XGROUP', 'CREATE', KEYS[4], ARGV[1], '0', 'MKSTREAM') end
-return each_held(2, function(i)
+return each_held(2, function(i, member)
   local id = ARGV[i]
   local entry = redis.call('XRANGE', KEYS[1], id, id)
   if entry[1] then
@@ -120,7 +123,7 @@ return each_held(2, function(i)
   end
   redis.call('XACK', KEYS[1], ARGV[1], id)
   if deletable(id) then redis.call('XDEL', KEYS[1], id) end
-  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[2], member)
 end)
 `
   }
