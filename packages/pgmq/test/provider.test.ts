@@ -235,6 +235,25 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
       assert.strictEqual(yield* count(`q_${q}`), 0)
     }))
 
+  it.effect("a message visible now is claimed by push at once, even when it is heard within the millisecond its ready_at was rounded up to", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const seen = yield* Queue.unbounded<string>()
+      const fiber = yield* m.subscribe([q], long).pipe(
+        Stream.runForEach((n) => Queue.offer(seen, n._tag === "Message" ? n.message.id : `announced ${n._tag}`)),
+        Effect.forkChild
+      )
+      yield* Effect.sleep("200 millis")
+      // One at a time, so notifications often arrive before this process's clock passes the
+      // rounded-up ready_at; each must still come claimed, not as an announcement to claim later.
+      for (let i = 0; i < 50; i++) {
+        const id = yield* m.send(q, { i })
+        assert.strictEqual(yield* Queue.take(seen).pipe(Effect.timeout("3 seconds")), id)
+      }
+      yield* Fiber.interrupt(fiber)
+    }))
+
   it.effect("a notification that is not JSON is logged and ignored; the stream survives", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
