@@ -2,7 +2,9 @@
  * Settling deliveries: ack (archive or delete), nack (new `vt`, or a move to
  * the dead-letter queue) and visibility extension. Each touches a row only
  * while the receipt's `read_ct` is current and its `vt` has not passed, else
- * `StaleReceipt`: a stale receipt never settles another consumer's claim.
+ * `StaleReceipt`: a stale receipt never settles another consumer's claim
+ * (short of a server crash undoing a claim, whose next claim then carries
+ * the same `read_ct`: DESIGN §5, claims commit without the flush).
  *
  * Concurrent settlements of one kind on one queue are one statement over
  * all their receipts (`unnest` of ids and read counts); each receipt is
