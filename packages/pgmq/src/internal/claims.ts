@@ -56,12 +56,22 @@ export const make = ({ sql, table, vtFrom }: Tables) =>
         Effect.uninterruptible
       )
 
+    /**
+     * Which rows: one id is compared as a scalar. With an array parameter PostgreSQL plans the
+     * prepared statement anew on every execution (its generic plan looks dearer), which cost a
+     * lone claim 0.08 of its 0.26 ms.
+     */
+    const idsAre = (ids: ReadonlyArray<string>) => {
+      const unique = [...new Set(ids)]
+      return unique.length === 1 ? sql`msg_id = ${unique[0]!}::bigint` : sql`msg_id = ANY(${idArray(unique)}::bigint[])`
+    }
+
     /** One statement for `ids` (valid message ids) of one queue: what each claimed, in order. */
     const claimRows = (queue: QueueName.QueueName, ids: ReadonlyArray<string>, visibilityMs: number) =>
       Effect.flatMap(flushing, (durability) => sql<Row>`
         WITH cte AS (
           SELECT msg_id FROM pgmq.${table(queue)}
-          WHERE msg_id = ANY(${idArray([...new Set(ids)])}::bigint[]) AND vt <= clock_timestamp() ${durability}
+          WHERE ${idsAre(ids)} AND vt <= clock_timestamp() ${durability}
           ORDER BY msg_id
           FOR UPDATE SKIP LOCKED)
         UPDATE pgmq.${table(queue)} m
