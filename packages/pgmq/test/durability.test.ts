@@ -3,10 +3,12 @@
  * inside the caller's transaction a claim leaves the caller's durability
  * alone. Seen from the server: a row trigger on the queue table records the
  * `synchronous_commit` in force when each claim (or nack) touched a row.
+ * And what a claim undone by a server crash leaves behind: the next claim
+ * has the same `read_ct`, and the undone claim's receipt is stale for it.
  */
 import { Messaging } from "@conveyor/core"
 import { assert, layer } from "@effect/vitest"
-import { Effect, Fiber, Option, Queue, Stream } from "effect"
+import { Effect, Exit, Fiber, Option, Queue, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { testLayer, uniqueQueue } from "./support.ts"
 
@@ -72,5 +74,38 @@ layer(testLayer(), { excludeTestServices: true, timeout: "30 seconds" })("pgmq c
       ])
       const [session] = yield* sql<{ readonly s: string }>`SELECT current_setting('synchronous_commit') AS s`
       assert.strictEqual(session!.s, "on", "nothing outlives the claim's own transaction")
+    }))
+
+  it.effect("a claim undone as crash recovery undoes it: the next claim has the same read_ct, and the undone claim's receipt settles nothing", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const sql = yield* SqlClient.SqlClient
+      const { queue } = yield* watchedQueue
+      const id = yield* m.send(queue, "claimed twice")
+      const [undone] = yield* m.receive(queue, { max: 1, ...visibility })
+      // What recovery leaves when the claim's commit never reached the disk: the row as it was.
+      yield* sql`UPDATE pgmq.${sql(`q_${queue}`)} SET read_ct = read_ct - 1, last_read_at = NULL,
+                 vt = clock_timestamp() - interval '1 second' WHERE msg_id = ${id}::bigint`
+      const [next] = yield* m.receive(queue, { max: 1, ...visibility })
+      assert.deepStrictEqual([next!.id, next!.receiveCount], [id, undone!.receiveCount])
+      const settles = [
+        m.extendVisibility(undone!.receipt, "1 second"),
+        m.nack(undone!.receipt),
+        m.nack(undone!.receipt, { requeue: false }),
+        m.ack(undone!.receipt)
+      ]
+      for (const settle of settles) {
+        const exit = yield* Effect.exit(settle)
+        assert.isTrue(
+          Exit.isFailure(exit) && Exit.findErrorOption(exit).pipe(Option.exists((e) => e._tag === "StaleReceipt")),
+          "the undone claim's receipt is stale"
+        )
+      }
+      // Together in one batched statement too: only the current claim settles.
+      const [old, current] = yield* Effect.all([Effect.exit(m.ack(undone!.receipt)), Effect.exit(m.ack(next!.receipt))], {
+        concurrency: "unbounded"
+      })
+      assert.isTrue(Exit.isFailure(old!), "the undone claim's receipt, batched with the current one")
+      assert.isTrue(Exit.isSuccess(current!), "the current claim's receipt")
     }))
 })

@@ -20,7 +20,7 @@ import { Durations, type Message, type Messaging, type QueueName } from "@convey
 import { type Array as Arr, Effect, Exit, Option } from "effect"
 import * as Coalesce from "./coalesce.ts"
 import { fromSqlOn } from "./errors.ts"
-import { byId, idArray, isMessageId, type Row, type Tables, toQueued } from "./tables.ts"
+import { byId, claimedUsOf, idArray, isMessageId, type Row, type Tables, toQueued } from "./tables.ts"
 
 interface ById {
   readonly queue: QueueName.QueueName
@@ -30,6 +30,9 @@ interface ById {
 
 export const make = ({ sql, table, vtFrom }: Tables) =>
   Effect.gen(function*() {
+    const claimed = sql.literal(
+      `m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers, ${claimedUsOf("m")} AS claimed_us`
+    )
     // A condition on the claim's rows that is always true and, evaluated once before the first
     // row is taken, turns the flush off for the statement's own (implicit) transaction.
     const noFlush = sql`AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'`
@@ -50,7 +53,7 @@ export const make = ({ sql, table, vtFrom }: Tables) =>
         SET vt = ${vtFrom(Durations.millis(options.visibilityTimeout))}, read_ct = m.read_ct + 1,
             last_read_at = clock_timestamp()
         FROM cte WHERE m.msg_id = cte.msg_id
-        RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers`).pipe(
+        RETURNING ${claimed}`).pipe(
         Effect.map((rows) => [...rows].sort(byId).map((row) => toQueued(queue, row))),
         Effect.mapError(fromSqlOn("receive", queue)),
         Effect.uninterruptible
@@ -77,7 +80,7 @@ export const make = ({ sql, table, vtFrom }: Tables) =>
         UPDATE pgmq.${table(queue)} m
         SET vt = ${vtFrom(visibilityMs)}, read_ct = m.read_ct + 1, last_read_at = clock_timestamp()
         FROM cte WHERE m.msg_id = cte.msg_id
-        RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers`).pipe(
+        RETURNING ${claimed}`).pipe(
         Effect.map((rows) => {
           const found = new Map(rows.map((row) => [String(row.msg_id), row]))
           // An id asked for twice is claimed once: the first asker holds it.
