@@ -8,7 +8,7 @@
  * consumer's claim.
  *
  * Concurrent settlements of one kind on one queue are one statement over
- * all their receipts (`unnest` of ids and read counts); each receipt is
+ * all their receipts (`unnest` of ids, read counts and claim times); each receipt is
  * still checked on its own, and a stale one fails only its own caller.
  */
 import { Durations, type Message, type MessagingError, type Messaging, type QueueName, Receipts } from "@conveyor/core"
