@@ -25,6 +25,7 @@ export const provider: Provider = {
       config: "Pgmq.layer (pool 10, defaults); Consumer.run({ concurrency: handlers }), Hybrid"
     }),
     Raw.subject,
+    Raw.flushed,
     GraphileWorker.subject,
     PgBoss.notify,
     PgBoss.poll

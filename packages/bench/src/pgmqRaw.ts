@@ -10,6 +10,11 @@
  * - a loop that read nothing (or claimed by id with nothing more announced)
  *   waits for the next notification, or 250 ms.
  * Sends: `pgmq.send`; batches: one `pgmq.send_batch`.
+ *
+ * Two of it: `raw` claims as Conveyor does, committing each claim without
+ * waiting for its WAL flush (`synchronous_commit` off for that statement
+ * only, DESIGN §5); `raw-flushed` waits for every flush, PostgreSQL's default.
+ * Sends and archives wait for their flush in both.
  */
 import { Effect } from "effect"
 import type pg from "pg"
@@ -36,14 +41,30 @@ const ensureSchema = (db: pg.Pool) =>
     yield* Effect.scoped(Layer.build(Pgmq.layer({ url: Redacted.make(url), maxConnections: 1 })))
   })
 
+type Claims = "unflushed" | "flushed"
+
+/** Conveyor's own condition: always true, and turns the flush off for the statement's transaction. */
+const noFlush = "(SELECT set_config('synchronous_commit', 'off', true)) = 'off'"
+
+/** Claim by id and batch read, as `claims` asks. */
+const claimSql = (queue: string, claims: Claims) => ({
+  byId: `UPDATE pgmq."q_${queue}" SET vt = clock_timestamp() + make_interval(secs => $2), read_ct = read_ct + 1
+         WHERE msg_id = $1::bigint AND vt <= clock_timestamp()${claims === "unflushed" ? ` AND ${noFlush}` : ""}
+         RETURNING msg_id, message`,
+  read: claims === "unflushed"
+    ? `SELECT r.msg_id, r.message FROM pgmq.read($1::text, $2::integer, $3::integer) r WHERE ${noFlush}`
+    : "SELECT msg_id, message FROM pgmq.read($1::text, $2::integer, $3::integer)"
+})
+
 interface Claimed {
   readonly msg_id: string
   readonly message: Hop
 }
 
-const consumer = (db: pg.Pool, listener: pg.Client, queue: string) =>
+const consumer = (db: pg.Pool, listener: pg.Client, queue: string, claims: Claims) =>
 (concurrency: number, step: (hop: Hop) => Hop | undefined, settled: () => void) =>
   Effect.gen(function*() {
+    const sql = claimSql(queue, claims)
     const batch = Math.min(concurrency, readBatch)
     const loops = Math.max(1, Math.ceil(concurrency / readBatch))
     const announced: Array<string> = []
@@ -96,16 +117,8 @@ const consumer = (db: pg.Pool, listener: pg.Client, queue: string) =>
       while (!stopped) {
         const id = announced.shift()
         const { rows } = id !== undefined
-          ? await db.query<Claimed>(
-            `UPDATE pgmq."q_${queue}" SET vt = clock_timestamp() + make_interval(secs => $2), read_ct = read_ct + 1
-             WHERE msg_id = $1::bigint AND vt <= clock_timestamp() RETURNING msg_id, message`,
-            [id, visibilitySeconds]
-          )
-          : await db.query<Claimed>("SELECT msg_id, message FROM pgmq.read($1::text, $2::integer, $3::integer)", [
-            queue,
-            visibilitySeconds,
-            batch
-          ])
+          ? await db.query<Claimed>(sql.byId, [id, visibilitySeconds])
+          : await db.query<Claimed>(sql.read, [queue, visibilitySeconds, batch])
         if (rows.length > 0) await settle(rows)
         // A read that found nothing, or a claim by id with nothing else announced: the queue is idle.
         if ((id === undefined && rows.length === 0) || (id !== undefined && announced.length === 0)) await idle()
@@ -125,19 +138,21 @@ const consumer = (db: pg.Pool, listener: pg.Client, queue: string) =>
     )
   })
 
-const pipeOn = (db: pg.Pool, listener: pg.Client, queue: string): Pipe => ({
+const pipeOn = (db: pg.Pool, listener: pg.Client, queue: string, claims: Claims): Pipe => ({
   send: (hop) => Effect.promise(() => db.query("SELECT pgmq.send($1::text, $2::jsonb)", [queue, JSON.stringify(hop)])),
   sendBatch: (hops) =>
     Effect.promise(() =>
       db.query("SELECT pgmq.send_batch($1::text, $2::jsonb[])", [queue, hops.map((hop) => JSON.stringify(hop))])
     ),
-  consume: consumer(db, listener, queue)
+  consume: consumer(db, listener, queue, claims)
 })
 
-export const subject: Subject = {
-  name: "raw",
+const subjectFor = (claims: Claims): Subject => ({
+  name: claims === "unflushed" ? "raw" : "raw-flushed",
   role: "raw",
-  config: `pg Pool(10) + 1 LISTEN client; claim by id when idle, else read(${readBatch}) + send_batch + archive(ids[]) per batch`,
+  config: `pg Pool(10) + 1 LISTEN client; claim by id when idle, else read(${readBatch}) + send_batch + archive(ids[]) per batch; ${
+    claims === "unflushed" ? "claims commit without waiting for the WAL flush, as Conveyor's" : "every claim waits for its WAL flush"
+  }`,
   connect: Effect.gen(function*() {
     const db = yield* pool(10)
     const listener = yield* client
@@ -150,9 +165,12 @@ export const subject: Subject = {
             Effect.promise(() => db.query("SELECT pgmq.create($1::text)", [queue])),
             () => Effect.promise(() => db.query("SELECT pgmq.drop_queue($1::text)", [queue]).catch(() => undefined))
           )
-          return pipeOn(db, listener, queue)
+          return pipeOn(db, listener, queue, claims)
         })
     }
     return connection
   })
-}
+})
+
+export const subject = subjectFor("unflushed")
+export const flushed = subjectFor("flushed")

@@ -30,6 +30,7 @@ export type PgmqEvent = Data.TaggedEnum<{
     readonly namespace: string
     readonly message: Message.Json
     readonly readyAt: Date
+    readonly delaySeconds: number
   }
   /**
    * Several messages from one statement. `msgIds` may list fewer than
@@ -147,7 +148,8 @@ const fromWire = (channel: string, wire: Wire): Result.Result<PgmqEvent, string>
       return Result.succeed(PgmqEvent.MessageWithPayload({
         ...common,
         msgId: String(wire.msg_id),
-        message: wire.message as Message.Json
+        message: wire.message as Message.Json,
+        delaySeconds: wire.delay_seconds
       }))
     case "batch_ready":
       return Result.succeed(PgmqEvent.BatchReady({

@@ -54,8 +54,8 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
       yield* Effect.sleep("300 millis")
       const [second] = yield* m.receive(q, long)
       assert.strictEqual(second!.receiveCount, 2)
-      assert.strictEqual(first!.receipt.token, 1)
-      assert.strictEqual(second!.receipt.token, 2)
+      assert.deepInclude(first!.receipt.token as object, { readCt: 1 })
+      assert.deepInclude(second!.receipt.token as object, { readCt: 2 })
       for (const settle of [m.ack(first!.receipt), m.nack(first!.receipt, { requeue: false }), m.extendVisibility(first!.receipt, "1 hour")]) {
         assert.strictEqual((yield* Effect.flip(settle))._tag, "StaleReceipt")
       }
@@ -191,7 +191,7 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
         const own = yield* SqlClient.SqlClient
         yield* own.unsafe(marker)
         const before = yield* lastStatements
-        const receipt = { provider: "pgmq", queue: uniqueQueue(), messageId: "1", token: 1 }
+        const receipt = { provider: "pgmq", queue: uniqueQueue(), messageId: "1", token: { readCt: 1, claimedUs: "1" } }
         for (const name of hostile) {
           for (const [operation, attempt] of [...BadInput.everyOperation(m, name), ...BadInput.everySettlement(m, receipt, name)]) {
             yield* Effect.flip(attempt).pipe(Effect.orElseSucceed(() => assert.fail(`${operation}(${JSON.stringify(name)}) succeeded`)))
@@ -233,6 +233,25 @@ layer(testLayer({ applicationName }), { excludeTestServices: true, timeout: "30 
       const error = yield* Effect.flip(m.send(q, "x".repeat(1024 * 1024)))
       assert.instanceOf(error, MessagingError.MessageTooLarge)
       assert.strictEqual(yield* count(`q_${q}`), 0)
+    }))
+
+  it.effect("a message visible now is claimed by push at once, even when it is heard within the millisecond its ready_at was rounded up to", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const seen = yield* Queue.unbounded<string>()
+      const fiber = yield* m.subscribe([q], long).pipe(
+        Stream.runForEach((n) => Queue.offer(seen, n._tag === "Message" ? n.message.id : `announced ${n._tag}`)),
+        Effect.forkChild
+      )
+      yield* Effect.sleep("200 millis")
+      // One at a time, so notifications often arrive before this process's clock passes the
+      // rounded-up ready_at; each must still come claimed, not as an announcement to claim later.
+      for (let i = 0; i < 50; i++) {
+        const id = yield* m.send(q, { i })
+        assert.strictEqual(yield* Queue.take(seen).pipe(Effect.timeout("3 seconds")), id)
+      }
+      yield* Fiber.interrupt(fiber)
     }))
 
   it.effect("a notification that is not JSON is logged and ignored; the stream survives", () =>

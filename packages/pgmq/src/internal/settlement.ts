@@ -1,11 +1,14 @@
 /**
  * Settling deliveries: ack (archive or delete), nack (new `vt`, or a move to
  * the dead-letter queue) and visibility extension. Each touches a row only
- * while the receipt's `read_ct` is current and its `vt` has not passed, else
- * `StaleReceipt`: a stale receipt never settles another consumer's claim.
+ * while the receipt's claim is current — its `read_ct`, and its `last_read_at`
+ * (a claim undone by a server crash is followed by one with the same
+ * `read_ct`: claims do not wait for their flush, DESIGN §5) — and its `vt` has
+ * not passed, else `StaleReceipt`: a stale receipt never settles another
+ * consumer's claim.
  *
  * Concurrent settlements of one kind on one queue are one statement over
- * all their receipts (`unnest` of ids and read counts); each receipt is
+ * all their receipts (`unnest` of ids, read counts and claim times); each receipt is
  * still checked on its own, and a stale one fails only its own caller.
  */
 import { Durations, type Message, type MessagingError, type Messaging, type QueueName, Receipts } from "@conveyor/core"
@@ -13,13 +16,14 @@ import { type Array as Arr, type Duration, Effect, Exit } from "effect"
 import * as Coalesce from "./coalesce.ts"
 import { fromSqlOn, provider } from "./errors.ts"
 import type { Queues } from "./queues.ts"
-import { idArray, isMessageId, type Tables } from "./tables.ts"
+import { type Claim, claimedUsOf, idArray, isMessageId, type Tables } from "./tables.ts"
 
 interface Held {
   readonly receipt: Message.Receipt
   readonly queue: QueueName.QueueName
   readonly id: string
   readonly readCt: number
+  readonly claimedUs: string
 }
 
 interface Timed extends Held {
@@ -34,25 +38,39 @@ export interface Options {
   readonly ackMode: "archive" | "delete"
 }
 
+/** A token as claims write it (its parts enter SQL as array literals: digits only). */
+const isClaim = (token: unknown): token is Claim =>
+  typeof token === "object" && token !== null && "readCt" in token && "claimedUs" in token &&
+  Number.isSafeInteger(token.readCt) && typeof token.claimedUs === "string" && isMessageId(token.claimedUs)
+
 /** The claim a receipt proves, or a ProviderError for a receipt that is not ours. */
 const heldBy = (receipt: Message.Receipt, operation: string): Effect.Effect<Held, MessagingError.ProviderError> =>
-  receipt.provider === provider && typeof receipt.token === "number" && isMessageId(receipt.messageId)
-    ? Effect.succeed({ receipt, queue: receipt.queue, id: receipt.messageId, readCt: receipt.token })
+  receipt.provider === provider && isClaim(receipt.token) && isMessageId(receipt.messageId)
+    ? Effect.succeed({
+      receipt,
+      queue: receipt.queue,
+      id: receipt.messageId,
+      readCt: receipt.token.readCt,
+      claimedUs: receipt.token.claimedUs
+    })
     : Effect.fail(Receipts.foreign(receipt, provider, operation))
 
 interface Settled {
   readonly msg_id: bigint
   readonly read_ct: number
+  readonly claimed_us: bigint
 }
 
 /**
- * One result per item: settled when its claim (id and read count) came back, once: a receipt
- * given twice is stale the second time, and an older claim of the same message stays stale.
+ * One result per item: settled when its claim came back, once: a receipt given twice is stale
+ * the second time, and an older claim of the same message stays stale.
  */
 const settledAmong = (items: ReadonlyArray<Held>) => (rows: ReadonlyArray<Settled>) => {
-  const settled = new Set(rows.map((row) => `${row.msg_id}:${row.read_ct}`))
+  const settled = new Set(rows.map((row) => `${row.msg_id}:${row.read_ct}:${row.claimed_us}`))
   return items.map((item) =>
-    settled.delete(`${item.id}:${item.readCt}`) ? Exit.void : Exit.fail<Failure>(Receipts.stale(item.receipt))
+    settled.delete(`${item.id}:${item.readCt}:${item.claimedUs}`)
+      ? Exit.void
+      : Exit.fail<Failure>(Receipts.stale(item.receipt))
   )
 }
 
@@ -60,23 +78,30 @@ export const make = ({ archive, sql, table }: Tables, queues: Queues, options: O
   Effect.gen(function*() {
     const receipts = (items: Arr.NonEmptyReadonlyArray<Held>) =>
       sql`SELECT * FROM unnest(${idArray(items.map((item) => item.id))}::bigint[],
-                               ${idArray(items.map((item) => String(item.readCt)))}::integer[]) AS r(msg_id, read_ct)`
+                               ${idArray(items.map((item) => String(item.readCt)))}::integer[],
+                               ${idArray(items.map((item) => item.claimedUs))}::bigint[]) AS r(msg_id, read_ct, claimed_us)`
+    /** Row `m` is still the claim `r` proves, and the claim has not expired. */
+    const holds = sql.literal(
+      `m.msg_id = r.msg_id AND m.read_ct = r.read_ct AND ${claimedUsOf("m")} = r.claimed_us AND m.vt > clock_timestamp()`
+    )
+    const settledClaim = sql.literal(`m.msg_id, m.read_ct, ${claimedUsOf("m")} AS claimed_us`)
 
     const acks = (items: Arr.NonEmptyReadonlyArray<Held>) => {
       const queue = items[0].queue
       const statement = options.ackMode === "delete"
         ? sql<Settled>`
             DELETE FROM pgmq.${table(queue)} m USING (${receipts(items)}) r
-            WHERE m.msg_id = r.msg_id AND m.read_ct = r.read_ct AND m.vt > clock_timestamp()
-            RETURNING m.msg_id, m.read_ct`
+            WHERE ${holds}
+            RETURNING ${settledClaim}`
         : sql<Settled>`
             WITH done AS (
               DELETE FROM pgmq.${table(queue)} m USING (${receipts(items)}) r
-              WHERE m.msg_id = r.msg_id AND m.read_ct = r.read_ct AND m.vt > clock_timestamp()
-              RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers)
-            INSERT INTO pgmq.${archive(queue)} (msg_id, read_ct, enqueued_at, vt, message, headers)
-            SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM done
-            RETURNING msg_id, read_ct`
+              WHERE ${holds}
+              RETURNING ${settledClaim}, m.enqueued_at, m.vt, m.message, m.headers),
+            archived AS (
+              INSERT INTO pgmq.${archive(queue)} (msg_id, read_ct, enqueued_at, vt, message, headers)
+              SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM done)
+            SELECT msg_id, read_ct, claimed_us FROM done`
       return statement.pipe(Effect.map(settledAmong(items)), Effect.mapError(fromSqlOn("ack", queue)))
     }
 
@@ -87,12 +112,12 @@ export const make = ({ archive, sql, table }: Tables, queues: Queues, options: O
         sql<Settled>`
           WITH moved AS (
             DELETE FROM pgmq.${table(queue)} m USING (${receipts(items)}) r
-            WHERE m.msg_id = r.msg_id AND m.read_ct = r.read_ct AND m.vt > clock_timestamp()
-            RETURNING m.msg_id, m.read_ct, m.message, m.headers),
+            WHERE ${holds}
+            RETURNING ${settledClaim}, m.message, m.headers),
           dead AS (
             INSERT INTO pgmq.${table(dlq)} (vt, message, headers)
             SELECT clock_timestamp(), message, headers FROM moved ORDER BY msg_id)
-          SELECT msg_id, read_ct FROM moved`.pipe(
+          SELECT msg_id, read_ct, claimed_us FROM moved`.pipe(
           Effect.map(settledAmong(items)),
           Effect.mapError(fromSqlOn("nack", queue))
         ))
@@ -104,9 +129,10 @@ export const make = ({ archive, sql, table }: Tables, queues: Queues, options: O
         UPDATE pgmq.${table(queue)} m SET vt = clock_timestamp() + r.ms * interval '1 millisecond'
         FROM unnest(${idArray(items.map((item) => item.id))}::bigint[],
                     ${idArray(items.map((item) => String(item.readCt)))}::integer[],
-                    ${idArray(items.map((item) => String(item.ms)))}::float8[]) AS r(msg_id, read_ct, ms)
-        WHERE m.msg_id = r.msg_id AND m.read_ct = r.read_ct AND m.vt > clock_timestamp()
-        RETURNING m.msg_id, m.read_ct`.pipe(Effect.map(settledAmong(items)), Effect.mapError(fromSqlOn(operation, queue)))
+                    ${idArray(items.map((item) => item.claimedUs))}::bigint[],
+                    ${idArray(items.map((item) => String(item.ms)))}::float8[]) AS r(msg_id, read_ct, claimed_us, ms)
+        WHERE ${holds}
+        RETURNING ${settledClaim}`.pipe(Effect.map(settledAmong(items)), Effect.mapError(fromSqlOn(operation, queue)))
     }
 
     const ackOne = yield* Coalesce.make(sql, { key: (item: Held) => item.queue, run: acks })

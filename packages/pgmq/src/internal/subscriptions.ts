@@ -59,7 +59,11 @@ const available = (queue: QueueName.QueueName, id: Option.Option<string>, visibl
 const stepsOf = (event: PgmqEvent.PgmqEvent, now: number): ReadonlyArray<Step> => {
   if (event._tag === "QueueCreated") return []
   const queue = event.queueName as QueueName.QueueName
-  const due = event.readyAt.getTime() <= now
+  // `delay_seconds` 0 is the server's own word that the rows were visible at the insert (the
+  // trigger's delay is the ceiling of the seconds to the latest `vt`). `ready_at` alone is rounded
+  // up to the millisecond and read on this process's clock: a notification arriving within that
+  // millisecond would wait for a timer and a second claim.
+  const due = event.delaySeconds === 0 || event.readyAt.getTime() <= now
   const later = due ? Option.none() : Option.some(event.readyAt)
   const each = (id: string): Step => due ? { _tag: "Claim", queue, id } : available(queue, Option.some(id), later)
   switch (event._tag) {

@@ -16,10 +16,26 @@ export interface Row {
   readonly vt: Date
   readonly message: unknown
   readonly headers: unknown
+  /** The claim's `last_read_at` in epoch microseconds. */
+  readonly claimed_us: bigint
+}
+
+/**
+ * A receipt's token: the claim's `read_ct` and when it was made (`last_read_at`, epoch
+ * microseconds as decimal text). A claim undone by a server crash (DESIGN §5, claims do not wait
+ * for their flush) is followed by one with the same `read_ct` but a later time, so the undone
+ * claim's receipt is stale for it.
+ */
+export interface Claim {
+  readonly readCt: number
+  readonly claimedUs: string
 }
 
 /** PGMQ ids are bigint identities: decimal text of at most 19 digits. */
 export const isMessageId = (id: string) => /^[0-9]{1,19}$/.test(id)
+
+/** `last_read_at` in epoch microseconds, exact (PostgreSQL 14+ extracts a numeric). */
+export const claimedUsOf = (alias: string) => `(extract(epoch FROM ${alias}.last_read_at) * 1000000)::bigint`
 
 /** A PostgreSQL array literal of ids that passed `isMessageId`, bound as one `bigint[]` parameter. */
 export const idArray = (ids: ReadonlyArray<string>) => `{${ids.join(",")}}`
@@ -29,7 +45,7 @@ export const toQueued = (queue: QueueName.QueueName, row: Row): Message.QueuedMe
   return {
     queue,
     id,
-    receipt: { provider, queue, messageId: id, token: row.read_ct },
+    receipt: { provider, queue, messageId: id, token: { readCt: row.read_ct, claimedUs: String(row.claimed_us) } satisfies Claim },
     payload: row.message as Message.Json,
     headers: Message.headersFrom(row.headers),
     receiveCount: row.read_ct,
