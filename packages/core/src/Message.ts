@@ -14,7 +14,7 @@ export type MessageId = string
 
 /**
  * Proof of one delivery. `token` is the provider's own evidence (PGMQ's
- * `read_ct`, an AMQP channel generation and delivery tag, ...); only the
+ * `read_ct` and claim time, an AMQP channel and delivery tag, ...); only the
  * provider named in `provider` can interpret it.
  */
 export interface Receipt {
