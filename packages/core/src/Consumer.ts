@@ -87,11 +87,8 @@ export const run = <E, R>(
     const o = Options.run(options, messaging.capabilities)
 
     const settleQuietly = (message: QueuedMessage, settle: Effect.Effect<void, MessagingError>) =>
-      settle.pipe(
-        Effect.catch((error) =>
-          Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.message}`)
-        )
-      )
+      Effect.catch(settle, (error) =>
+        Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.message}`))
     const deadLetter = (message: QueuedMessage) =>
       settleQuietly(message, messaging.nack(message.receipt, { requeue: false }))
 
@@ -114,26 +111,6 @@ export const run = <E, R>(
           onFailure(message, undefined)
         )
     }
-
-    // Written with few steps on purpose: this runs once per message (one to read the fiber's
-    // clock and context, one for the handler's outcome, then the settle).
-    const handle = (message: QueuedMessage): Effect.Effect<void, never, R> =>
-      Effect.withFiber((fiber) => {
-        const clock = fiber.getRef(Clock.Clock)
-        const start = clock.currentTimeMillisUnsafe()
-        deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), fiber.context)
-        const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, fiber.context)
-        return Effect.matchCauseEffect(withProcessSpan(messaging.provider, message, handler(message)), {
-          onSuccess: () => {
-            ran()
-            return settleQuietly(message, messaging.ack(message.receipt))
-          },
-          onFailure: (cause) => {
-            ran()
-            return afterFailure(message, cause)
-          }
-        })
-      })
 
     // The inbox holds every claimed-but-unstarted message, and bounds them: an intake path
     // hands a batch over with `offerAll`, which suspends it until the whole batch fits, so a
@@ -160,15 +137,43 @@ export const run = <E, R>(
     // making its handler return it if interrupted happen together. Waiting to take needs no
     // interruption: shutdown ends the inbox, which ends every worker waiting on it. It does not
     // yield after each message (the runtime still yields every `MaxOpsBeforeYield` steps).
+    // Written with few steps on purpose, as this runs once per message: the fiber's clock and
+    // context are read once per worker (they are the worker's for its whole life), a message
+    // already in the inbox is taken without a step, and the handler's outcome and its settle
+    // are one step each.
     const worker = Effect.uninterruptibleMask((restore) =>
-      Effect.forever(
-        Effect.flatMap(Queue.take(inbox), (message) =>
-          message.receiveCount > o.maxReceives ? deadLetter(message) : Effect.onExitPrimitive(
-            restore(handle(message)),
-            (exit) => Exit.hasInterrupts(exit) ? release(messaging, new Set([message])) : undefined
-          )),
-        { disableYield: true }
-      )
+      Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
+        const context = fiber.context
+        const returnIfInterrupted = (message: QueuedMessage) => (exit: Exit.Exit<void>) =>
+          Exit.hasInterrupts(exit) ? release(messaging, new Set([message])) : undefined
+        const handle = (message: QueuedMessage): Effect.Effect<void, never, R> => {
+          if (message.receiveCount > o.maxReceives) return deadLetter(message)
+          const start = clock.currentTimeMillisUnsafe()
+          deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), context)
+          const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)
+          const handled = Effect.matchCauseEffect(withProcessSpan(messaging.provider, message, handler(message)), {
+            onSuccess: () => {
+              ran()
+              return settleQuietly(message, messaging.ack(message.receipt))
+            },
+            onFailure: (cause) => {
+              ran()
+              return afterFailure(message, cause)
+            }
+          })
+          return Effect.onExitPrimitive(restore(handled), returnIfInterrupted(message))
+        }
+        const next = Effect.suspend(() => {
+          const taken = Queue.takeUnsafe(inbox)
+          return taken === undefined
+            ? Effect.flatMap(Queue.take(inbox), handle)
+            : Exit.isSuccess(taken)
+            ? handle(taken.value)
+            : taken
+        })
+        return Effect.forever(next, { disableYield: true })
+      })
     ).pipe(Effect.catch(() => Effect.void))
 
     const intake = Effect.flatMap(
