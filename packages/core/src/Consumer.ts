@@ -137,32 +137,40 @@ export const run = <E, R>(
     // making its handler return it if interrupted happen together. Waiting to take needs no
     // interruption: shutdown ends the inbox, which ends every worker waiting on it. It does not
     // yield after each message (the runtime still yields every `MaxOpsBeforeYield` steps).
-    // Written with few steps on purpose, as this runs once per message: the fiber's clock and
-    // context are read once per worker (they are the worker's for its whole life), a message
-    // already in the inbox is taken without a step, and the handler's outcome and its settle
-    // are one step each.
+    // Written with few steps and allocations on purpose, as this runs once per message: a
+    // worker handles one message at a time, so the message and its start time live in the
+    // worker and the continuations reading them are made once per worker; its clock and
+    // context are the worker's for its whole life; a message already in the inbox is taken
+    // without a step.
     const worker = Effect.uninterruptibleMask((restore) =>
       Effect.withFiber((fiber) => {
         const clock = fiber.getRef(Clock.Clock)
         const context = fiber.context
-        const returnIfInterrupted = (message: QueuedMessage) => (exit: Exit.Exit<void>) =>
+        let message: QueuedMessage
+        let start = 0
+        const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)
+        const notSettled = (error: MessagingError) =>
+          Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.message}`)
+        // One parameter each: the runtime wraps a handler of any other arity in a closure.
+        const outcome = {
+          onSuccess: (_: void) => {
+            ran()
+            return Effect.catch(messaging.ack(message.receipt), notSettled)
+          },
+          onFailure: (cause: Cause.Cause<E>) => {
+            ran()
+            return afterFailure(message, cause)
+          }
+        }
+        const returnIfInterrupted = (exit: Exit.Exit<void>) =>
           Exit.hasInterrupts(exit) ? release(messaging, new Set([message])) : undefined
-        const handle = (message: QueuedMessage): Effect.Effect<void, never, R> => {
-          if (message.receiveCount > o.maxReceives) return deadLetter(message)
-          const start = clock.currentTimeMillisUnsafe()
-          deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), context)
-          const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)
-          const handled = Effect.matchCauseEffect(withProcessSpan(messaging.provider, message, handler(message)), {
-            onSuccess: () => {
-              ran()
-              return settleQuietly(message, messaging.ack(message.receipt))
-            },
-            onFailure: (cause) => {
-              ran()
-              return afterFailure(message, cause)
-            }
-          })
-          return Effect.onExitPrimitive(restore(handled), returnIfInterrupted(message))
+        const handle = (taken: QueuedMessage): Effect.Effect<void, never, R> => {
+          if (taken.receiveCount > o.maxReceives) return deadLetter(taken)
+          message = taken
+          start = clock.currentTimeMillisUnsafe()
+          deliveryLatency.updateUnsafe(Math.max(0, start - taken.enqueuedAt.getTime()), context)
+          const handled = Effect.matchCauseEffect(withProcessSpan(messaging.provider, taken, handler(taken)), outcome)
+          return Effect.onExitPrimitive(restore(handled), returnIfInterrupted)
         }
         const next = Effect.suspend(() => {
           const taken = Queue.takeUnsafe(inbox)

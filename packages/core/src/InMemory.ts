@@ -130,6 +130,8 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
         return settle(token, now) ?? Effect.void
       })
 
+    const remove = ({ entry, target }: Token) => target.remove(entry)
+
     const subscribe: Messaging.Messaging["Service"]["subscribe"] = (names, subscribeOptions) => {
       const visibilityMs = millis(subscribeOptions.visibilityTimeout)
       const batch = subscribeOptions.prefetch ?? 64
@@ -242,7 +244,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
       sendBatch: (queue, payloads, sendOptions) => valid(queue, (q) => sendBatch(q, payloads, sendOptions)),
       receive: (queue, receiveOptions) => valid(queue, (q) => receive(q, receiveOptions)),
       fetch: (queue, id, fetchOptions) => valid(queue, (q) => fetch(q, id, fetchOptions)),
-      ack: Receipts.checked((receipt) => withOwned(receipt, ({ entry, target }) => target.remove(entry))),
+      ack: Receipts.checked((receipt) => withOwned(receipt, remove)),
       nack: Receipts.checked(nack),
       extendVisibility: Receipts.checked((receipt, duration: Duration.Input) =>
         withOwned(receipt, ({ entry, target }, now) => target.extend(entry, now, now + millis(duration)))),

@@ -61,23 +61,25 @@ const traced = (options: SendOptions | undefined) =>
       ? { ...options, headers: TraceContext.inject(options?.headers, current.value) }
       : options)
 
-/** Runs `handle` in a span that continues the producer's trace, when the message carries one. */
+/**
+ * Runs `handle` in a span that continues the producer's trace, when the message carries one.
+ * Without a `traceparent` it is `handle` itself: no span, nothing allocated (this runs per message).
+ */
 export const withProcessSpan = <A, E, R>(
   system: string,
   message: QueuedMessage,
   handle: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> =>
-  Option.match(TraceContext.extract(message.headers), {
-    onNone: () => handle,
-    onSome: (parent) =>
-      handle.pipe(
-        Effect.withSpan("messaging.process", {
-          attributes: { ...attributes(system, "process", message.queue), "messaging.message.id": message.id },
-          parent,
-          kind: "consumer"
-        }, { captureStackTrace: false })
-      )
-  })
+): Effect.Effect<A, E, R> => {
+  if (message.headers[TraceContext.header] === undefined) return handle
+  const parent = TraceContext.extract(message.headers)
+  return Option.isNone(parent) ? handle : handle.pipe(
+    Effect.withSpan("messaging.process", {
+      attributes: { ...attributes(system, "process", message.queue), "messaging.message.id": message.id },
+      parent: parent.value,
+      kind: "consumer"
+    }, { captureStackTrace: false })
+  )
+}
 
 /** Wraps every operation of a provider's service in a span and counts what moved. */
 export const instrument = (service: Messaging["Service"]): Messaging["Service"] => {
