@@ -58,7 +58,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
         return found === undefined ? Effect.fail(notFound(queue)) : Effect.succeed(found)
       })
 
-    const toMessage = (queue: QueueName.QueueName, target: MemoryQueue, entry: Entry): QueuedMessage => {
+    const toMessage = (queue: QueueName.QueueName, target: MemoryQueue, entry: Entry, visibleUntil: Date): QueuedMessage => {
       const id = entry.id
       const receipt: Receipt = { provider, queue, messageId: id, token: new Token(target, entry) }
       return {
@@ -69,7 +69,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
         headers: entry.headers,
         receiveCount: entry.receiveCount,
         enqueuedAt: new Date(entry.enqueuedAt),
-        visibleUntil: new Date(entry.visibleAt)
+        visibleUntil
       }
     }
 
@@ -104,10 +104,12 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
 
     const claimFrom = (queue: QueueName.QueueName, target: MemoryQueue, now: number, max: number, visibilityMs: number) => {
       const claimed: Array<QueuedMessage> = []
+      // One claim's messages are visible until the same instant, so they share its Date (as Redis's do).
+      const visibleUntil = new Date(now + visibilityMs)
       while (claimed.length < max) {
         const entry = target.claimNext(++claims, now, visibilityMs)
         if (entry === undefined) break
-        claimed.push(toMessage(queue, target, entry))
+        claimed.push(toMessage(queue, target, entry, visibleUntil))
       }
       return claimed
     }
@@ -200,7 +202,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
         const target = yield* lookup(queue)
         const now = yield* Clock.currentTimeMillis
         const entry = target.claimById(Number(id), ++claims, now, millis(fetchOptions.visibilityTimeout))
-        return entry === undefined ? Option.none() : Option.some(toMessage(queue, target, entry))
+        return entry === undefined ? Option.none() : Option.some(toMessage(queue, target, entry, new Date(entry.visibleAt)))
       })
 
     const nack = (receipt: Receipt, nackOptions?: Messaging.NackOptions) =>

@@ -129,12 +129,11 @@ export const instrument = (service: Messaging["Service"]): Messaging["Service"] 
       ),
     subscribe: (queues, options) =>
       service.subscribe(queues, options).pipe(
-        Stream.mapArrayEffect((notifications) =>
-          Effect.as(
-            Metric.update(receivedOn("push"), notifications.filter((n) => n._tag === "Message").length),
-            notifications
-          )
-        )
+        Stream.mapArrayEffect((notifications) => {
+          let delivered = 0
+          for (const n of notifications) if (n._tag === "Message") delivered++
+          return Effect.as(Metric.update(receivedOn("push"), delivered), notifications)
+        })
       )
   }
 }
