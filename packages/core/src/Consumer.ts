@@ -169,7 +169,9 @@ export const run = <E, R>(
           message = taken
           start = clock.currentTimeMillisUnsafe()
           deliveryLatency.updateUnsafe(Math.max(0, start - taken.enqueuedAt.getTime()), context)
-          const handled = Effect.matchCauseEffect(withProcessSpan(messaging.provider, taken, handler(taken)), outcome)
+          // Eager: a handler that returns an effect already resolved (`Effect.void` for a message
+          // it skips) goes straight to its settle.
+          const handled = Effect.matchCauseEffectEager(withProcessSpan(messaging.provider, taken, handler(taken)), outcome)
           return Effect.onExitPrimitive(restore(handled), returnIfInterrupted)
         }
         const next = Effect.suspend(() => {
