@@ -133,58 +133,61 @@ export const run = <E, R>(
         (admitted) => admitted ? Effect.void : Effect.interrupt
       )
 
-    // A worker is interruptible only while it handles a message, so taking the message and
-    // making its handler return it if interrupted happen together. Waiting to take needs no
-    // interruption: shutdown ends the inbox, which ends every worker waiting on it. It does not
-    // yield after each message (the runtime still yields every `MaxOpsBeforeYield` steps).
-    // Written with few steps and allocations on purpose, as this runs once per message: a
-    // worker handles one message at a time, so the message and its start time live in the
-    // worker and the continuations reading them are made once per worker; its clock and
-    // context are the worker's for its whole life; a message already in the inbox is taken
+    // A worker holds at most one message: `held` names it from the step that takes it until its
+    // settle ends, and the worker's one finalizer returns it if the worker is interrupted in
+    // between (shutdown's grace ran out). Only waiting to take is uninterruptible (shutdown ends
+    // the inbox, which ends every worker waiting on it), and dead-lettering, which must finish.
+    // It does not yield after each message (the runtime still yields every `MaxOpsBeforeYield`
+    // steps). Few steps and allocations per message, on purpose: the worker's clock, context
+    // and continuations are made once per worker, and a message already in the inbox is taken
     // without a step.
-    const worker = Effect.uninterruptibleMask((restore) =>
-      Effect.withFiber((fiber) => {
-        const clock = fiber.getRef(Clock.Clock)
-        const context = fiber.context
-        let message: QueuedMessage
-        let start = 0
-        const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)
-        const notSettled = (error: MessagingError) =>
-          Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.message}`)
-        // One parameter each: the runtime wraps a handler of any other arity in a closure.
-        const outcome = {
-          onSuccess: (_: void) => {
-            ran()
-            return Effect.catch(messaging.ack(message.receipt), notSettled)
-          },
-          onFailure: (cause: Cause.Cause<E>) => {
-            ran()
-            return afterFailure(message, cause)
-          }
+    const worker = Effect.withFiber((fiber) => {
+      const clock = fiber.getRef(Clock.Clock)
+      const context = fiber.context
+      let held: QueuedMessage | undefined
+      let start = 0
+      const settled = () => {
+        held = undefined
+      }
+      const hold = (message: QueuedMessage) => (held = message)
+      const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)
+      const notSettled = (error: MessagingError) =>
+        Effect.logWarning(`Could not settle message ${held?.id} on ${held?.queue}: ${error.message}`)
+      // One parameter each: the runtime wraps a handler of any other arity in a closure.
+      const outcome = {
+        onSuccess: (_: void) => {
+          ran()
+          return Effect.catch(messaging.ack(held!.receipt), notSettled)
+        },
+        onFailure: (cause: Cause.Cause<E>) => {
+          ran()
+          return afterFailure(held!, cause)
         }
-        const returnIfInterrupted = (exit: Exit.Exit<void>) =>
-          Exit.hasInterrupts(exit) ? release(messaging, new Set([message])) : undefined
-        const handle = (taken: QueuedMessage): Effect.Effect<void, never, R> => {
-          if (taken.receiveCount > o.maxReceives) return deadLetter(taken)
-          message = taken
-          start = clock.currentTimeMillisUnsafe()
-          deliveryLatency.updateUnsafe(Math.max(0, start - taken.enqueuedAt.getTime()), context)
-          // Eager: a handler that returns an effect already resolved (`Effect.void` for a message
-          // it skips) goes straight to its settle.
-          const handled = Effect.matchCauseEffectEager(withProcessSpan(messaging.provider, taken, handler(taken)), outcome)
-          return Effect.onExitPrimitive(restore(handled), returnIfInterrupted)
-        }
-        const next = Effect.suspend(() => {
-          const taken = Queue.takeUnsafe(inbox)
-          return taken === undefined
-            ? Effect.flatMap(Queue.take(inbox), handle)
-            : Exit.isSuccess(taken)
-            ? handle(taken.value)
-            : taken
-        })
-        return Effect.forever(next, { disableYield: true })
+      }
+      const handle = (message: QueuedMessage): Effect.Effect<void, never, R> => {
+        hold(message)
+        if (message.receiveCount > o.maxReceives) return Effect.uninterruptible(Effect.map(deadLetter(message), settled))
+        start = clock.currentTimeMillisUnsafe()
+        deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), context)
+        // Eager: a handler that returns an effect already resolved (`Effect.void` for a message
+        // it skips) goes straight to its settle.
+        const handled = Effect.matchCauseEffectEager(withProcessSpan(messaging.provider, message, handler(message)), outcome)
+        return Effect.map(handled, settled)
+      }
+      const waitToTake = Effect.uninterruptible(Effect.map(Queue.take(inbox), hold))
+      const next = Effect.suspend(() => {
+        const taken = Queue.takeUnsafe(inbox)
+        return taken === undefined
+          ? Effect.flatMap(waitToTake, handle)
+          : Exit.isSuccess(taken)
+          ? handle(taken.value)
+          : taken
       })
-    ).pipe(Effect.catch(() => Effect.void))
+      return Effect.onExitPrimitive(
+        Effect.forever(next, { disableYield: true }),
+        () => held === undefined ? undefined : release(messaging, new Set([held]))
+      )
+    }).pipe(Effect.catch(() => Effect.void))
 
     const intake = Effect.flatMap(
       intakePaths(queues, o, admit),
