@@ -272,4 +272,34 @@ describe("Consumer.stream", () => {
       yield* Fiber.interrupt(fiber)
       assert.strictEqual((yield* Metric.value(Observability.receivedOn("push"))).count - before, 3)
     }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("records each message's delivery latency, handler time and settle", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      const read = Effect.all({
+        latency: Metric.value(Observability.deliveryLatency),
+        duration: Metric.value(Observability.handlerDuration),
+        acked: Metric.value(Observability.messagesAcked),
+        nacked: Metric.value(Observability.messagesNacked)
+      })
+      const before = yield* read
+      yield* m.sendBatch(q, [1, 2, 3])
+      yield* TestClock.adjust("5 millis")
+      const fiber = yield* Consumer.run(
+        [q],
+        (message) => Effect.andThen(Effect.sleep("2 millis"), message.payload === 3 ? Effect.fail("no") : Effect.void),
+        { concurrency: 3 }
+      ).pipe(Effect.forkChild)
+      yield* settle
+      yield* TestClock.adjust("2 millis")
+      yield* settle
+      const after = yield* read
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(after.latency.count - before.latency.count, 3, "one latency per message")
+      assert.strictEqual(after.latency.sum - before.latency.sum, 15, "each handler started 5 ms after its send")
+      assert.strictEqual(after.duration.count - before.duration.count, 3, "one handler time per message")
+      assert.strictEqual(after.duration.sum - before.duration.sum, 6, "each handler ran 2 ms")
+      assert.strictEqual(after.acked.count - before.acked.count, 2, "the two successes acked")
+      assert.strictEqual(after.nacked.count - before.nacked.count, 1, "the failure nacked")
+    }).pipe(Effect.provide(InMemory.layer())))
 })
