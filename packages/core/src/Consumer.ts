@@ -146,33 +146,43 @@ export const run = <E, R>(
       const context = fiber.context
       let held: QueuedMessage | undefined
       let start = 0
-      const settled = () => {
-        held = undefined
-      }
       const hold = (message: QueuedMessage) => (held = message)
       const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)
-      const notSettled = (error: MessagingError) =>
-        Effect.logWarning(`Could not settle message ${held?.id} on ${held?.queue}: ${error.message}`)
       // One parameter each: the runtime wraps a handler of any other arity in a closure.
       const outcome = {
         onSuccess: (_: void) => {
           ran()
-          return Effect.catch(messaging.ack(held!.receipt), notSettled)
+          return messaging.ack(held!.receipt)
         },
         onFailure: (cause: Cause.Cause<E>) => {
           ran()
           return afterFailure(held!, cause)
         }
       }
-      const handle = (message: QueuedMessage): Effect.Effect<void, never, R> => {
+      // The settle's end: the message is no longer held. A settle that failed is logged and the
+      // worker goes on; an interrupted (or dying) one leaves it held, for the finalizer to return.
+      const settled = {
+        onSuccess: (_: void) => {
+          held = undefined
+          return Effect.void
+        },
+        onFailure: (cause: Cause.Cause<MessagingError>) => {
+          const error = Cause.findErrorOption(cause)
+          if (Cause.hasInterrupts(cause) || Cause.hasDies(cause) || Option.isNone(error)) return Effect.failCause(cause)
+          const message = held!
+          held = undefined
+          return Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.value.message}`)
+        }
+      }
+      const handle = (message: QueuedMessage): Effect.Effect<void, MessagingError, R> => {
         hold(message)
-        if (message.receiveCount > o.maxReceives) return Effect.uninterruptible(Effect.map(deadLetter(message), settled))
+        if (message.receiveCount > o.maxReceives) return Effect.uninterruptible(Effect.matchCauseEffect(deadLetter(message), settled))
         start = clock.currentTimeMillisUnsafe()
         deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), context)
         // Eager: a handler that returns an effect already resolved (`Effect.void` for a message
         // it skips) goes straight to its settle.
         const handled = Effect.matchCauseEffectEager(withProcessSpan(messaging.provider, message, handler(message)), outcome)
-        return Effect.map(handled, settled)
+        return Effect.matchCauseEffect(handled, settled)
       }
       const waitToTake = Effect.uninterruptible(Effect.map(Queue.take(inbox), hold))
       const next = Effect.suspend(() => {

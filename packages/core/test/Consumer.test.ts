@@ -220,6 +220,28 @@ describe("Consumer.run", () => {
       assert.strictEqual(after.visible, 18)
     }).pipe(Effect.provide(InMemory.layer())))
 
+  it.effect("a settle that fails is survived: the worker goes on to its next message", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      const deliveries: Array<number> = []
+      // The first delivery's handler outlives its visibility timeout, so its ack finds the
+      // receipt stale; the same worker then handles the redelivery.
+      const fiber = yield* Consumer.run([q], (message) => {
+        deliveries.push(message.receiveCount)
+        return message.receiveCount === 1 ? Effect.sleep("1500 millis") : Effect.void
+      }, { visibilityTimeout: "1 second" }).pipe(Effect.forkChild)
+      yield* settle
+      yield* m.send(q, "late")
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      yield* TestClock.adjust("500 millis")
+      yield* settle
+      assert.deepStrictEqual(deliveries, [1, 2])
+      assert.strictEqual((yield* m.stats(q)).depth, 0, "the redelivery was acked")
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(InMemory.layer())))
+
   it.effect("a handler that outlives the grace period is interrupted and its message returned", () =>
     Effect.gen(function*() {
       const m = yield* setup
