@@ -3,7 +3,7 @@
  * conventions), so each provider is instrumented once, the same way:
  * providers build their raw service and pass it through `instrument`.
  */
-import { Effect, Metric, Option, Stream } from "effect"
+import { Context, Effect, type Fiber, Metric, Option, Stream, Tracer } from "effect"
 import type { QueuedMessage } from "./Message.ts"
 import type { Messaging, SendOptions } from "./Messaging.ts"
 import * as TraceContext from "./TraceContext.ts"
@@ -46,10 +46,22 @@ const attributes = (system: string, operation: string, queue?: QueueName) => ({
   ...(queue === undefined ? {} : { "messaging.destination.name": queue })
 })
 
-const span = (system: string, operation: string, queue?: QueueName) =>
-  Effect.withSpan(`messaging.${operation}`, { attributes: attributes(system, operation, queue) }, {
+/**
+ * Whether a span made now could be seen: a tracing backend is installed, or the caller is
+ * traced (the span joins its trace and travels in a sent message's `traceparent`). Effect's
+ * native tracer exports nothing, so an untraced operation without a backend makes no span —
+ * a span costs microseconds, and a handler's `send` runs once per message.
+ */
+const observable = (fiber: Fiber.Fiber<unknown, unknown>) =>
+  fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer || Context.getOrUndefined(fiber.context, Tracer.ParentSpan) !== undefined
+
+const span = (system: string, operation: string, queue?: QueueName) => {
+  const inSpan = Effect.withSpan(`messaging.${operation}`, { attributes: attributes(system, operation, queue) }, {
     captureStackTrace: false
   })
+  return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.withFiber((fiber) => observable(fiber) ? inSpan(effect) : effect)
+}
 
 /**
  * The send options with the send span recorded in the headers, when the caller
