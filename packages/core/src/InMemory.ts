@@ -91,16 +91,17 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
       delayMs: number
     ) => target.add(++seq, body, headers, now, now + delayMs).id
 
+    // Few steps, no generator: a workflow's handler sends once per message.
     const sendBatch: Messaging.Messaging["Service"]["sendBatch"] = (queue, payloads, sendOptions) =>
-      Effect.gen(function*() {
-        const target = yield* lookup(queue)
-        const bodies = yield* Effect.forEach(payloads, (payload) => Payload.encode(queue, payload, maxBytes))
-        const now = yield* Clock.currentTimeMillis
-        const delayMs = millis(sendOptions?.delay)
-        const ids = bodies.map((body) => enqueue(target, body, sendOptions?.headers ?? {}, now, delayMs))
-        target.changed()
-        return ids
-      })
+      Effect.flatMap(lookup(queue), (target) =>
+        Effect.flatMap(Payload.encodeAll(queue, payloads, maxBytes), (bodies) =>
+          Effect.withFiber((fiber) => {
+            const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+            const delayMs = millis(sendOptions?.delay)
+            const ids = bodies.map((body) => enqueue(target, body, sendOptions?.headers ?? {}, now, delayMs))
+            target.changed()
+            return Effect.succeed(ids)
+          })))
 
     const claimFrom = (queue: QueueName.QueueName, target: MemoryQueue, now: number, max: number, visibilityMs: number) => {
       const claimed: Array<QueuedMessage> = []

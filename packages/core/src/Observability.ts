@@ -65,13 +65,19 @@ const span = (system: string, operation: string, queue?: QueueName) => {
 
 /**
  * The send options with the send span recorded in the headers, when the caller
- * is traced (the send span has a parent); untraced sends are left alone.
+ * is traced (the send span has a parent); untraced sends are left alone. Read
+ * from the context rather than with `Effect.currentSpan`, whose failure when
+ * there is no span builds an error (a stack trace) on every untraced send.
  */
 const traced = (options: SendOptions | undefined) =>
-  Effect.map(Effect.option(Effect.currentSpan), (current) =>
-    Option.isSome(current) && Option.isSome(current.value.parent)
-      ? { ...options, headers: TraceContext.inject(options?.headers, current.value) }
-      : options)
+  Effect.withFiber((fiber) => {
+    const current = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+    return Effect.succeed(
+      current?._tag === "Span" && Option.isSome(current.parent)
+        ? { ...options, headers: TraceContext.inject(options?.headers, current) }
+        : options
+    )
+  })
 
 /**
  * Runs `handle` in a span that continues the producer's trace, when the message carries one.
