@@ -87,11 +87,8 @@ export const run = <E, R>(
     const o = Options.run(options, messaging.capabilities)
 
     const settleQuietly = (message: QueuedMessage, settle: Effect.Effect<void, MessagingError>) =>
-      settle.pipe(
-        Effect.catch((error) =>
-          Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.message}`)
-        )
-      )
+      Effect.catch(settle, (error) =>
+        Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.message}`))
     const deadLetter = (message: QueuedMessage) =>
       settleQuietly(message, messaging.nack(message.receipt, { requeue: false }))
 
@@ -115,26 +112,6 @@ export const run = <E, R>(
         )
     }
 
-    // Written with few steps on purpose: this runs once per message (one to read the fiber's
-    // clock and context, one for the handler's outcome, then the settle).
-    const handle = (message: QueuedMessage): Effect.Effect<void, never, R> =>
-      Effect.withFiber((fiber) => {
-        const clock = fiber.getRef(Clock.Clock)
-        const start = clock.currentTimeMillisUnsafe()
-        deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), fiber.context)
-        const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, fiber.context)
-        return Effect.matchCauseEffect(withProcessSpan(messaging.provider, message, handler(message)), {
-          onSuccess: () => {
-            ran()
-            return settleQuietly(message, messaging.ack(message.receipt))
-          },
-          onFailure: (cause) => {
-            ran()
-            return afterFailure(message, cause)
-          }
-        })
-      })
-
     // The inbox holds every claimed-but-unstarted message, and bounds them: an intake path
     // hands a batch over with `offerAll`, which suspends it until the whole batch fits, so a
     // path claims again only once its previous batch is in. A consumer holds at most
@@ -156,20 +133,71 @@ export const run = <E, R>(
         (admitted) => admitted ? Effect.void : Effect.interrupt
       )
 
-    // A worker is interruptible only while it handles a message, so taking the message and
-    // making its handler return it if interrupted happen together. Waiting to take needs no
-    // interruption: shutdown ends the inbox, which ends every worker waiting on it. It does not
-    // yield after each message (the runtime still yields every `MaxOpsBeforeYield` steps).
-    const worker = Effect.uninterruptibleMask((restore) =>
-      Effect.forever(
-        Effect.flatMap(Queue.take(inbox), (message) =>
-          message.receiveCount > o.maxReceives ? deadLetter(message) : Effect.onExitPrimitive(
-            restore(handle(message)),
-            (exit) => Exit.hasInterrupts(exit) ? release(messaging, new Set([message])) : undefined
-          )),
-        { disableYield: true }
+    // A worker holds at most one message: `held` names it from the step that takes it until its
+    // settle ends, and the worker's one finalizer returns it if the worker is interrupted in
+    // between (shutdown's grace ran out). Only waiting to take is uninterruptible (shutdown ends
+    // the inbox, which ends every worker waiting on it), and dead-lettering, which must finish.
+    // It does not yield after each message (the runtime still yields every `MaxOpsBeforeYield`
+    // steps). Few steps and allocations per message, on purpose: the worker's clock, context
+    // and continuations are made once per worker, and a message already in the inbox is taken
+    // without a step.
+    const worker = Effect.withFiber((fiber) => {
+      const clock = fiber.getRef(Clock.Clock)
+      const context = fiber.context
+      let held: QueuedMessage | undefined
+      let start = 0
+      const hold = (message: QueuedMessage) => (held = message)
+      const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)
+      // One parameter each: the runtime wraps a handler of any other arity in a closure.
+      const outcome = {
+        onSuccess: (_: void) => {
+          ran()
+          return messaging.ack(held!.receipt)
+        },
+        onFailure: (cause: Cause.Cause<E>) => {
+          ran()
+          return afterFailure(held!, cause)
+        }
+      }
+      // The settle's end: the message is no longer held. A settle that failed is logged and the
+      // worker goes on; an interrupted (or dying) one leaves it held, for the finalizer to return.
+      const settled = {
+        onSuccess: (_: void) => {
+          held = undefined
+          return Effect.void
+        },
+        onFailure: (cause: Cause.Cause<MessagingError>) => {
+          const error = Cause.findErrorOption(cause)
+          if (Cause.hasInterrupts(cause) || Cause.hasDies(cause) || Option.isNone(error)) return Effect.failCause(cause)
+          const message = held!
+          held = undefined
+          return Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.value.message}`)
+        }
+      }
+      const handle = (message: QueuedMessage): Effect.Effect<void, MessagingError, R> => {
+        hold(message)
+        if (message.receiveCount > o.maxReceives) return Effect.uninterruptible(Effect.matchCauseEffect(deadLetter(message), settled))
+        start = clock.currentTimeMillisUnsafe()
+        deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), context)
+        // Eager: a handler that returns an effect already resolved (`Effect.void` for a message
+        // it skips) goes straight to its settle.
+        const handled = Effect.matchCauseEffectEager(withProcessSpan(messaging.provider, message, handler(message)), outcome)
+        return Effect.matchCauseEffect(handled, settled)
+      }
+      const waitToTake = Effect.uninterruptible(Effect.map(Queue.take(inbox), hold))
+      const next = Effect.suspend(() => {
+        const taken = Queue.takeUnsafe(inbox)
+        return taken === undefined
+          ? Effect.flatMap(waitToTake, handle)
+          : Exit.isSuccess(taken)
+          ? handle(taken.value)
+          : taken
+      })
+      return Effect.onExitPrimitive(
+        Effect.forever(next, { disableYield: true }),
+        () => held === undefined ? undefined : release(messaging, new Set([held]))
       )
-    ).pipe(Effect.catch(() => Effect.void))
+    }).pipe(Effect.catch(() => Effect.void))
 
     const intake = Effect.flatMap(
       intakePaths(queues, o, admit),

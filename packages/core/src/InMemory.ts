@@ -58,7 +58,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
         return found === undefined ? Effect.fail(notFound(queue)) : Effect.succeed(found)
       })
 
-    const toMessage = (queue: QueueName.QueueName, target: MemoryQueue, entry: Entry): QueuedMessage => {
+    const toMessage = (queue: QueueName.QueueName, target: MemoryQueue, entry: Entry, visibleUntil: Date): QueuedMessage => {
       const id = entry.id
       const receipt: Receipt = { provider, queue, messageId: id, token: new Token(target, entry) }
       return {
@@ -69,7 +69,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
         headers: entry.headers,
         receiveCount: entry.receiveCount,
         enqueuedAt: new Date(entry.enqueuedAt),
-        visibleUntil: new Date(entry.visibleAt)
+        visibleUntil
       }
     }
 
@@ -91,23 +91,26 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
       delayMs: number
     ) => target.add(++seq, body, headers, now, now + delayMs).id
 
+    // Few steps, no generator: a workflow's handler sends once per message.
     const sendBatch: Messaging.Messaging["Service"]["sendBatch"] = (queue, payloads, sendOptions) =>
-      Effect.gen(function*() {
-        const target = yield* lookup(queue)
-        const bodies = yield* Effect.forEach(payloads, (payload) => Payload.encode(queue, payload, maxBytes))
-        const now = yield* Clock.currentTimeMillis
-        const delayMs = millis(sendOptions?.delay)
-        const ids = bodies.map((body) => enqueue(target, body, sendOptions?.headers ?? {}, now, delayMs))
-        target.changed()
-        return ids
-      })
+      Effect.flatMap(lookup(queue), (target) =>
+        Effect.flatMap(Payload.encodeAll(queue, payloads, maxBytes), (bodies) =>
+          Effect.withFiber((fiber) => {
+            const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+            const delayMs = millis(sendOptions?.delay)
+            const ids = bodies.map((body) => enqueue(target, body, sendOptions?.headers ?? {}, now, delayMs))
+            target.changed()
+            return Effect.succeed(ids)
+          })))
 
     const claimFrom = (queue: QueueName.QueueName, target: MemoryQueue, now: number, max: number, visibilityMs: number) => {
       const claimed: Array<QueuedMessage> = []
+      // One claim's messages are visible until the same instant, so they share its Date (as Redis's do).
+      const visibleUntil = new Date(now + visibilityMs)
       while (claimed.length < max) {
         const entry = target.claimNext(++claims, now, visibilityMs)
         if (entry === undefined) break
-        claimed.push(toMessage(queue, target, entry))
+        claimed.push(toMessage(queue, target, entry, visibleUntil))
       }
       return claimed
     }
@@ -129,6 +132,8 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
         if (!owns(token.entry, token.claim, now)) return Effect.fail(Receipts.stale(receipt))
         return settle(token, now) ?? Effect.void
       })
+
+    const remove = ({ entry, target }: Token) => target.remove(entry)
 
     const subscribe: Messaging.Messaging["Service"]["subscribe"] = (names, subscribeOptions) => {
       const visibilityMs = millis(subscribeOptions.visibilityTimeout)
@@ -198,7 +203,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
         const target = yield* lookup(queue)
         const now = yield* Clock.currentTimeMillis
         const entry = target.claimById(Number(id), ++claims, now, millis(fetchOptions.visibilityTimeout))
-        return entry === undefined ? Option.none() : Option.some(toMessage(queue, target, entry))
+        return entry === undefined ? Option.none() : Option.some(toMessage(queue, target, entry, new Date(entry.visibleAt)))
       })
 
     const nack = (receipt: Receipt, nackOptions?: Messaging.NackOptions) =>
@@ -242,7 +247,7 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
       sendBatch: (queue, payloads, sendOptions) => valid(queue, (q) => sendBatch(q, payloads, sendOptions)),
       receive: (queue, receiveOptions) => valid(queue, (q) => receive(q, receiveOptions)),
       fetch: (queue, id, fetchOptions) => valid(queue, (q) => fetch(q, id, fetchOptions)),
-      ack: Receipts.checked((receipt) => withOwned(receipt, ({ entry, target }) => target.remove(entry))),
+      ack: Receipts.checked((receipt) => withOwned(receipt, remove)),
       nack: Receipts.checked(nack),
       extendVisibility: Receipts.checked((receipt, duration: Duration.Input) =>
         withOwned(receipt, ({ entry, target }, now) => target.extend(entry, now, now + millis(duration)))),

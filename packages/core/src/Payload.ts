@@ -93,23 +93,46 @@ export const validate = (payload: unknown): Effect.Effect<Json, InvalidPayload> 
       : Effect.fail(findProblem(payload, "$", new Set()) ?? new InvalidPayload({ path: "$", message: "Payload is not JSON" }))
   )
 
+/** The text of `payload`, or why it is refused: validated, encoded, within `maxBytes` in UTF-8. */
+const encodeOne = (queue: QueueName, payload: unknown, maxBytes: number): string | InvalidPayload | MessageTooLarge => {
+  if (!isJson(payload, [])) {
+    return findProblem(payload, "$", new Set()) ?? new InvalidPayload({ path: "$", message: "Payload is not JSON" })
+  }
+  const text = JSON.stringify(payload)
+  const bytes = Buffer.byteLength(text, "utf8")
+  return bytes > maxBytes
+    ? new MessageTooLarge({
+      queue,
+      bytes,
+      maxBytes,
+      message: `Message for queue ${queue} is ${bytes} bytes, over the limit of ${maxBytes}`
+    })
+    : text
+}
+
 /** Validates, encodes and enforces the provider's size limit in UTF-8 bytes. */
 export const encode = (
   queue: QueueName,
   payload: unknown,
   maxBytes: number
 ): Effect.Effect<string, InvalidPayload | MessageTooLarge> =>
-  Effect.flatMap(validate(payload), (json) => {
-    const text = JSON.stringify(json)
-    const bytes = Buffer.byteLength(text, "utf8")
-    return bytes > maxBytes
-      ? Effect.fail(
-        new MessageTooLarge({
-          queue,
-          bytes,
-          maxBytes,
-          message: `Message for queue ${queue} is ${bytes} bytes, over the limit of ${maxBytes}`
-        })
-      )
-      : Effect.succeed(text)
+  Effect.suspend(() => {
+    const encoded = encodeOne(queue, payload, maxBytes)
+    return typeof encoded === "string" ? Effect.succeed(encoded) : Effect.fail(encoded)
+  })
+
+/** `encode` of every payload in one step: the texts in order, or the first refusal. */
+export const encodeAll = (
+  queue: QueueName,
+  payloads: ReadonlyArray<unknown>,
+  maxBytes: number
+): Effect.Effect<Array<string>, InvalidPayload | MessageTooLarge> =>
+  Effect.suspend(() => {
+    const texts: Array<string> = []
+    for (const payload of payloads) {
+      const encoded = encodeOne(queue, payload, maxBytes)
+      if (typeof encoded !== "string") return Effect.fail(encoded)
+      texts.push(encoded)
+    }
+    return Effect.succeed(texts)
   })

@@ -17,9 +17,16 @@ import * as QueueName from "./QueueName.ts"
 export const checked = <Args extends ReadonlyArray<unknown>, A, E, R>(
   settle: (receipt: Receipt, ...args: Args) => Effect.Effect<A, E, R>
 ) =>
-(receipt: Receipt, ...args: Args): Effect.Effect<A, E | InvalidQueueName, R> => {
-  const queue = QueueName.validate(receipt.queue)
-  return Result.isSuccess(queue) ? settle(receipt, ...args) : Effect.fail(queue.failure)
+{
+  // The last name found valid, so settling a stream of receipts of one queue checks its name once.
+  let valid: string | undefined
+  return (receipt: Receipt, ...args: Args): Effect.Effect<A, E | InvalidQueueName, R> => {
+    if (receipt.queue === valid) return settle(receipt, ...args)
+    const queue = QueueName.validate(receipt.queue)
+    if (Result.isFailure(queue)) return Effect.fail(queue.failure)
+    valid = queue.success
+    return settle(receipt, ...args)
+  }
 }
 
 export const stale = (receipt: Receipt): StaleReceipt =>

@@ -220,6 +220,28 @@ describe("Consumer.run", () => {
       assert.strictEqual(after.visible, 18)
     }).pipe(Effect.provide(InMemory.layer())))
 
+  it.effect("a settle that fails is survived: the worker goes on to its next message", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      const deliveries: Array<number> = []
+      // The first delivery's handler outlives its visibility timeout, so its ack finds the
+      // receipt stale; the same worker then handles the redelivery.
+      const fiber = yield* Consumer.run([q], (message) => {
+        deliveries.push(message.receiveCount)
+        return message.receiveCount === 1 ? Effect.sleep("1500 millis") : Effect.void
+      }, { visibilityTimeout: "1 second" }).pipe(Effect.forkChild)
+      yield* settle
+      yield* m.send(q, "late")
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      yield* TestClock.adjust("500 millis")
+      yield* settle
+      assert.deepStrictEqual(deliveries, [1, 2])
+      assert.strictEqual((yield* m.stats(q)).depth, 0, "the redelivery was acked")
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(InMemory.layer())))
+
   it.effect("a handler that outlives the grace period is interrupted and its message returned", () =>
     Effect.gen(function*() {
       const m = yield* setup
@@ -271,5 +293,35 @@ describe("Consumer.stream", () => {
       yield* settle
       yield* Fiber.interrupt(fiber)
       assert.strictEqual((yield* Metric.value(Observability.receivedOn("push"))).count - before, 3)
+    }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("records each message's delivery latency, handler time and settle", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      const read = Effect.all({
+        latency: Metric.value(Observability.deliveryLatency),
+        duration: Metric.value(Observability.handlerDuration),
+        acked: Metric.value(Observability.messagesAcked),
+        nacked: Metric.value(Observability.messagesNacked)
+      })
+      const before = yield* read
+      yield* m.sendBatch(q, [1, 2, 3])
+      yield* TestClock.adjust("5 millis")
+      const fiber = yield* Consumer.run(
+        [q],
+        (message) => Effect.andThen(Effect.sleep("2 millis"), message.payload === 3 ? Effect.fail("no") : Effect.void),
+        { concurrency: 3 }
+      ).pipe(Effect.forkChild)
+      yield* settle
+      yield* TestClock.adjust("2 millis")
+      yield* settle
+      const after = yield* read
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(after.latency.count - before.latency.count, 3, "one latency per message")
+      assert.strictEqual(after.latency.sum - before.latency.sum, 15, "each handler started 5 ms after its send")
+      assert.strictEqual(after.duration.count - before.duration.count, 3, "one handler time per message")
+      assert.strictEqual(after.duration.sum - before.duration.sum, 6, "each handler ran 2 ms")
+      assert.strictEqual(after.acked.count - before.acked.count, 2, "the two successes acked")
+      assert.strictEqual(after.nacked.count - before.nacked.count, 1, "the failure nacked")
     }).pipe(Effect.provide(InMemory.layer())))
 })

@@ -39,4 +39,20 @@ describe("TraceContext", () => {
       assert.strictEqual(processing.traceId, producer.traceId, "same trace on both sides of the queue")
       assert.isTrue(Option.isNone(handled.get("untraced")!), "an untraced message opens no span")
     }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("with a tracing backend installed, untraced operations are spanned too", () =>
+    Effect.gen(function*() {
+      const names: Array<string> = []
+      const tracer = Tracer.make({
+        span(options) {
+          names.push(options.name)
+          return Tracer.nativeTracer.span(options)
+        }
+      })
+      const m = yield* Messaging.Messaging
+      yield* m.ensureQueue(q)
+      yield* m.send(q, "untraced").pipe(Effect.withTracer(tracer))
+      yield* m.receive(q, { max: 1, visibilityTimeout: "30 seconds" }).pipe(Effect.withTracer(tracer))
+      assert.deepStrictEqual(names, ["messaging.send", "messaging.receive"])
+    }).pipe(Effect.provide(InMemory.layer())))
 })
