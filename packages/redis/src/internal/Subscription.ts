@@ -140,8 +140,6 @@ export const subscribe = (
         claimedAt.set(queue, now)
         if (reply.nextDue < 0) dueAt.delete(queue)
         else dueAt.set(queue, now + Math.max(0, reply.nextDue - reply.now))
-        // A full batch: probably more waiting, claim again before blocking.
-        if (messages.length === prefetch) pending.add(queue)
         // Emitted now: the subscriber's from here on, not returned when the stream ends.
         for (const message of messages) {
           held.emitted(message.receipt)

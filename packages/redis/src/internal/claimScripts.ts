@@ -87,10 +87,12 @@ end
 local out = {}
 local n = 0
 -- Deadlines of this step's claims (score, member), added in one ZADD at the end: none of them
--- is due within this step.
+-- is due within this step. The score as a string made once: Lua formats a number argument of
+-- redis.call anew each time, a cost that showed per member.
 local deadlines = {}
+local deadline = tostring(now + vt)
 local function claimed(id, count, fields)
-  deadlines[#deadlines + 1] = now + vt
+  deadlines[#deadlines + 1] = deadline
   deadlines[#deadlines + 1] = id .. ':' .. count
   n = n + 1
   out[#out + 1] = id
@@ -169,9 +171,10 @@ local ids = {}
 for _, p in ipairs(pending) do ids[#ids + 1] = p[1] end
 local nacked = chunked('ZMSCORE', KEYS[3], nil, ids)
 local deadlines = {}
+local deadline = tostring(now + vt)
 for i, p in ipairs(pending) do
   if not nacked[i] then
-    deadlines[#deadlines + 1] = now + vt
+    deadlines[#deadlines + 1] = deadline
     deadlines[#deadlines + 1] = p[1] .. ':' .. p[4]
   end
 end

@@ -12,10 +12,17 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 /**
  * Commands with one argument per member (ZADD, ZMSCORE) over many members, in chunks: `unpack`
- * of a table longer than Lua's C stack (8000 slots) fails.
+ * of a table longer than Lua's C stack (8000 slots) fails. One chunk (the usual case) is one call
+ * whose reply is returned as it is, not copied.
  */
 export const chunked = `
 local function chunked(command, key, flag, args)
+  if #args <= 1000 then
+    local reply
+    if flag then reply = redis.call(command, key, flag, unpack(args)) else reply = redis.call(command, key, unpack(args)) end
+    if type(reply) == 'table' then return reply end
+    return {reply}
+  end
   local out = {}
   for i = 1, #args, 1000 do
     local part
