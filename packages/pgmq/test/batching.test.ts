@@ -95,6 +95,26 @@ layer(testLayer(), { excludeTestServices: true, timeout: "30 seconds" })("pgmq b
       yield* Fiber.interrupt(fiber)
     }))
 
+  it.effect("concurrent receives are one claim per visibility timeout, each caller its own batch; a short claim fills the first callers", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      const ids = yield* m.sendBatch(q, Array.from({ length: 20 }, (_, i) => i))
+      const thirty = { max: 8, visibilityTimeout: "30 seconds" } as const
+      const asks = [thirty, thirty, { max: 3, visibilityTimeout: "60 seconds" }] as const
+      const got = yield* Effect.forEach(asks, (options) => m.receive(q, options), { concurrency: "unbounded" })
+      assert.deepStrictEqual(got.map((batch) => batch.length), [8, 8, 3])
+      const of = (i: number) => got[i]!.map((message) => message.id)
+      assert.strictEqual(yield* writers(`q_${q}`, [...of(0), ...of(1)]), 1, "one claim for the 30 s receives")
+      assert.strictEqual(yield* writers(`q_${q}`, of(2)), 1)
+      assert.strictEqual(yield* writers(`q_${q}`), 3, "one for the 60 s one, and the message left")
+      const rest = yield* Effect.forEach([thirty, thirty], (options) => m.receive(q, options), { concurrency: "unbounded" })
+      assert.deepStrictEqual(rest.map((batch) => batch.length), [1, 0], "the first caller's batch is filled first")
+      const claimed = [...got, ...rest].flat()
+      assert.deepStrictEqual(claimed.map((message) => message.id).sort(), [...ids].sort(), "every message claimed once")
+      yield* Effect.forEach(claimed, (message) => m.ack(message.receipt), { discard: true })
+    }))
+
   it.effect("a subscription interrupted while its batched claims run: what it emitted stays the caller's, everything else is visible again at once", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging

@@ -2,8 +2,10 @@
  * Claims, as PGMQ's `read` makes them: visible rows, `FOR UPDATE SKIP
  * LOCKED`, `read_ct + 1`, a new `vt` (in milliseconds) and `last_read_at`.
  * Claims by id of one queue made at the same time (concurrent fetches) are
- * one statement per visibility timeout; a subscription claims the ids it
- * heard of together in one statement itself (`claimMany`).
+ * one statement per visibility timeout, and so are concurrent receives (a
+ * consumer draining with several claims in flight): one claim of all they
+ * ask, dealt out in id order; a subscription claims the ids it heard of
+ * together in one statement itself (`claimMany`).
  *
  * Claims are uninterruptible: one interrupted after the UPDATE reached the
  * server would hold its messages, unrecorded, for a whole visibility timeout.
@@ -21,6 +23,12 @@ import { type Array as Arr, Effect, Exit, Option } from "effect"
 import * as Coalesce from "./coalesce.ts"
 import { fromSqlOn } from "./errors.ts"
 import { byId, claimedUsOf, idArray, isMessageId, type Row, type Tables, toQueued } from "./tables.ts"
+
+interface Receive {
+  readonly queue: QueueName.QueueName
+  readonly max: number
+  readonly visibilityMs: number
+}
 
 interface ById {
   readonly queue: QueueName.QueueName
@@ -42,22 +50,45 @@ export const make = ({ sql, table, vtFrom }: Tables) =>
       Option.match({ onNone: () => noFlush, onSome: () => sql`` })
     )
 
-    const receive = (queue: QueueName.QueueName, options: Messaging.ReceiveOptions) =>
+    /** One statement claiming up to `max` visible rows of `queue`, in id order. */
+    const claimVisible = (queue: QueueName.QueueName, max: number, visibilityMs: number) =>
       Effect.flatMap(flushing, (durability) => sql<Row>`
         WITH cte AS (
           SELECT msg_id FROM pgmq.${table(queue)}
           WHERE vt <= clock_timestamp() ${durability}
-          ORDER BY msg_id LIMIT ${Math.max(1, Math.floor(options.max ?? 1))}::integer
+          ORDER BY msg_id LIMIT ${max}::integer
           FOR UPDATE SKIP LOCKED)
         UPDATE pgmq.${table(queue)} m
-        SET vt = ${vtFrom(Durations.millis(options.visibilityTimeout))}, read_ct = m.read_ct + 1,
+        SET vt = ${vtFrom(visibilityMs)}, read_ct = m.read_ct + 1,
             last_read_at = clock_timestamp()
         FROM cte WHERE m.msg_id = cte.msg_id
         RETURNING ${claimed}`).pipe(
         Effect.map((rows) => [...rows].sort(byId).map((row) => toQueued(queue, row))),
-        Effect.mapError(fromSqlOn("receive", queue)),
-        Effect.uninterruptible
+        Effect.mapError(fromSqlOn("receive", queue))
       )
+
+    /** Concurrent receives of one queue and timeout: one claim of all they ask, dealt out in order. */
+    const claimBatches = (items: Arr.NonEmptyReadonlyArray<Receive>) =>
+      Effect.map(
+        claimVisible(items[0].queue, items.reduce((sum, item) => sum + item.max, 0), items[0].visibilityMs),
+        (messages) => {
+          let at = 0
+          // The first callers get full batches: one that comes back short knows the queue is drained.
+          return items.map((item) => Exit.succeed(messages.slice(at, at += item.max)))
+        }
+      )
+
+    const receiveOne = yield* Coalesce.make(sql, {
+      key: (item: Receive) => item.queue,
+      run: (items: Arr.NonEmptyReadonlyArray<Receive>) => Coalesce.perGroup(items, (item) => item.visibilityMs, claimBatches)
+    })
+
+    const receive = (queue: QueueName.QueueName, options: Messaging.ReceiveOptions) =>
+      Effect.uninterruptible(receiveOne({
+        queue,
+        max: Math.max(1, Math.floor(options.max ?? 1)),
+        visibilityMs: Durations.millis(options.visibilityTimeout)
+      }))
 
     /**
      * Which rows: one id is compared as a scalar. With an array parameter PostgreSQL plans the
