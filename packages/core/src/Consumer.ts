@@ -151,22 +151,27 @@ export const run = <E, R>(
       let held: QueuedMessage | undefined
       let start = 0
       const hold = (message: QueuedMessage) => (held = message)
-      const settles = Settles.make(() => (held = undefined))
+      const settles = Settles.make(context)
       const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)
       // One parameter each: the runtime wraps a handler of any other arity in a closure.
       const outcome = {
         onSuccess: (_: void) => {
           ran()
-          return settles.handOff(held!, messaging.ack(held!.receipt))
+          return handOff(held!, messaging.ack(held!.receipt))
         },
         onFailure: (cause: Cause.Cause<E>) => {
           ran()
-          return settles.handOff(held!, afterFailure(held!, cause))
+          return handOff(held!, afterFailure(held!, cause))
         }
+      }
+      const handOff = (message: QueuedMessage, settle: Effect.Effect<void, MessagingError>) => {
+        const rest = settles.handOff(message, settle)
+        held = undefined
+        return rest
       }
       const handle = (message: QueuedMessage): Effect.Effect<void, MessagingError, R> => {
         hold(message)
-        if (message.receiveCount > o.maxReceives) return settles.handOff(message, Effect.uninterruptible(deadLetter(message)))
+        if (message.receiveCount > o.maxReceives) return handOff(message, Effect.uninterruptible(deadLetter(message)))
         start = clock.currentTimeMillisUnsafe()
         deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), context)
         // Eager: a handler that returns an effect already resolved (`Effect.void` for a message

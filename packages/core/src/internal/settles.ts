@@ -10,7 +10,7 @@
  * settle before taking the next message cost a settle round trip per message
  * per worker: ~95 % of a worker's time on Redis and PGMQ W2 @16.
  */
-import { Cause, Effect, Exit, Fiber, Option } from "effect"
+import { Cause, type Context, Effect, Exit, Fiber, Option } from "effect"
 import type { QueuedMessage } from "../Message.ts"
 import type { MessagingError } from "../MessagingError.ts"
 
@@ -21,9 +21,10 @@ interface Settle {
 
 export interface Settles {
   /**
-   * Starts `settle` of `message` (which the worker no longer holds once this returns) and,
-   * if an older settle still runs, waits for it. A settle that failed is logged; one
-   * interrupted or dying fails the worker with its cause and stays for `unsettled`.
+   * Starts `settle` of `message` at once — the worker no longer holds the message, the
+   * settles do — and answers what remains: waiting for the older settle if it still runs. A
+   * settle that failed is logged; one interrupted or dying fails the worker with its cause
+   * and stays for `unsettled`.
    */
   readonly handOff: (message: QueuedMessage, settle: Effect.Effect<void, MessagingError>) => Effect.Effect<void, MessagingError>
   /** Waits for every settle in flight (a worker's end, within the shutdown grace). */
@@ -41,9 +42,14 @@ export interface Settles {
 /** At most two settles in flight: one per message the worker holds beyond the one it handles. */
 const depth = 2
 
-export const make = (onHandOff: () => void): Settles => {
+/** The settles of one worker, run in the worker's `context`. */
+export const make = (context: Context.Context<never>): Settles => {
   // Oldest first; a settle leaves only once it ended in success or a logged failure.
   const inFlight: Array<Settle> = []
+  // Each settle is a fiber of its own, started at once: one that needs no round trip (in
+  // memory) ends before `handOff` returns, without a scheduler turn. Not a child of the
+  // worker: the worker waits for them (`drain`) or interrupts them (`unsettled`) itself.
+  const fork = Effect.runForkWith(context)
 
   const ended = (settle: Settle, exit: Exit.Exit<void, MessagingError>): Effect.Effect<void, MessagingError> => {
     if (Exit.isSuccess(exit)) {
@@ -58,29 +64,22 @@ export const make = (onHandOff: () => void): Settles => {
     const { message } = settle
     return Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.value.message}`)
   }
-  const awaitEnd = (settle: Settle) => Effect.flatMap(Fiber.await(settle.fiber), (exit) => ended(settle, exit))
-  const waitFor = (settle: Settle) => {
+  const waitFor = (settle: Settle): Effect.Effect<void, MessagingError> => {
     const exit = settle.fiber.pollUnsafe()
-    return exit === undefined ? awaitEnd(settle) : ended(settle, exit)
+    return exit === undefined
+      ? Effect.flatMap(Fiber.await(settle.fiber), (exit) => ended(settle, exit))
+      : ended(settle, exit)
   }
 
-  // Uninterruptible: between the fork and its record the message would be held by nobody.
-  // Started at once, so a settle that needs no round trip (in memory) ends before the
-  // worker goes on, without a scheduler turn.
-  const start = (message: QueuedMessage, settle: Effect.Effect<void, MessagingError>) =>
-    Effect.uninterruptible(Effect.map(Effect.forkChild(settle, { startImmediately: true }), (fiber) => {
-      onHandOff()
-      const record = { message, fiber }
-      inFlight.push(record)
-      return record
-    }))
-
-  const handOff = (message: QueuedMessage, settle: Effect.Effect<void, MessagingError>) =>
-    Effect.flatMap(start(message, settle), (started) => {
-      const exit = started.fiber.pollUnsafe()
-      const own = exit === undefined ? Effect.void : ended(started, exit)
-      return inFlight.length < depth ? own : Effect.andThen(own, waitFor(inFlight[0]!))
-    })
+  // Synchronous up to its answer: no step between the fork and its record in which an
+  // interruption could leave the message held by nobody.
+  const handOff = (message: QueuedMessage, settle: Effect.Effect<void, MessagingError>) => {
+    const started = { message, fiber: fork(settle) }
+    inFlight.push(started)
+    const exit = started.fiber.pollUnsafe()
+    const own = exit === undefined ? Effect.void : ended(started, exit)
+    return inFlight.length < depth ? own : Effect.andThen(own, waitFor(inFlight[0]!))
+  }
 
   const drain = Effect.suspend(() =>
     inFlight.length === 0 ? Effect.void : Effect.forEach([...inFlight], waitFor, { discard: true })
