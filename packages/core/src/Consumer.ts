@@ -116,10 +116,11 @@ export const run = <E, R>(
     // The inbox holds every claimed-but-unstarted message, and bounds them: an intake path
     // hands a batch over with `offerAll`, which suspends it until the whole batch fits, so a
     // path claims again only once its previous batch is in. A consumer holds at most
-    // concurrency + (k + 3) × batchSize claims, k = ⌈concurrency / batchSize⌉: running
-    // handlers, a full inbox, one batch of the push path (whose prefetch is running handlers
-    // and a full inbox), the poll path's k claims in flight, each waiting to enter, and up to
-    // batchSize claims by id (DESIGN §4). `concurrency` workers take from it (cheaper than a
+    // 2 × concurrency + (k + 3) × batchSize claims, k = ⌈concurrency / batchSize⌉: what the
+    // workers hold (each at most two: one it handles and one settling, or two settling), a
+    // full inbox, one batch of the push path (whose prefetch is running handlers and a full
+    // inbox), the poll path's k claims in flight, each waiting to enter, and up to batchSize
+    // claims by id (DESIGN §4). `concurrency` workers take from it (cheaper than a
     // fiber per message); they end when the inbox does.
     const inbox = yield* Queue.bounded<QueuedMessage, Cause.Done>(o.batchSize)
     const workers = yield* FiberSet.make<void>()
