@@ -8,6 +8,7 @@ import { Array as Arr, Cause, Clock, Effect, Exit, Fiber, FiberSet, Option, Queu
 import { backoff } from "./internal/backoff.ts"
 import { intakePaths } from "./internal/intake.ts"
 import * as Options from "./internal/options.ts"
+import * as Settles from "./internal/settles.ts"
 import type { QueuedMessage } from "./Message.ts"
 import { Messaging } from "./Messaging.ts"
 import type { MessagingError } from "./MessagingError.ts"
@@ -115,10 +116,11 @@ export const run = <E, R>(
     // The inbox holds every claimed-but-unstarted message, and bounds them: an intake path
     // hands a batch over with `offerAll`, which suspends it until the whole batch fits, so a
     // path claims again only once its previous batch is in. A consumer holds at most
-    // concurrency + (k + 3) × batchSize claims, k = ⌈concurrency / batchSize⌉: running
-    // handlers, a full inbox, one batch of the push path (whose prefetch is running handlers
-    // and a full inbox), the poll path's k claims in flight, each waiting to enter, and up to
-    // batchSize claims by id (DESIGN §4). `concurrency` workers take from it (cheaper than a
+    // 2 × concurrency + (k + 3) × batchSize claims, k = ⌈concurrency / batchSize⌉: what the
+    // workers hold (each at most two: one it handles and one settling, or two settling), a
+    // full inbox, one batch of the push path (whose prefetch is running handlers and a full
+    // inbox), the poll path's k claims in flight, each waiting to enter, and up to batchSize
+    // claims by id (DESIGN §4). `concurrency` workers take from it (cheaper than a
     // fiber per message); they end when the inbox does.
     const inbox = yield* Queue.bounded<QueuedMessage, Cause.Done>(o.batchSize)
     const workers = yield* FiberSet.make<void>()
@@ -133,10 +135,13 @@ export const run = <E, R>(
         (admitted) => admitted ? Effect.void : Effect.interrupt
       )
 
-    // A worker holds at most one message: `held` names it from the step that takes it until its
-    // settle ends, and the worker's one finalizer returns it if the worker is interrupted in
-    // between (shutdown's grace ran out). Only waiting to take is uninterruptible (shutdown ends
-    // the inbox, which ends every worker waiting on it), and dead-lettering, which must finish.
+    // A worker holds at most two messages: `held` names the one it handles from the step that
+    // takes it until its settle is handed off (internal/settles.ts), and the settles hold the
+    // ones still settling (at most two, then the worker waits for the older before it takes
+    // again); the worker's one finalizer returns all of them if the worker is interrupted in
+    // between (shutdown's grace ran out). A worker that ends with the inbox first waits for
+    // its settles. Only waiting to take is uninterruptible (shutdown ends the inbox, which
+    // ends every worker waiting on it), and dead-lettering, which must finish.
     // It does not yield after each message (the runtime still yields every `MaxOpsBeforeYield`
     // steps). Few steps and allocations per message, on purpose: the worker's clock, context
     // and continuations are made once per worker, and a message already in the inbox is taken
@@ -147,42 +152,32 @@ export const run = <E, R>(
       let held: QueuedMessage | undefined
       let start = 0
       const hold = (message: QueuedMessage) => (held = message)
+      const settles = Settles.make(context)
       const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)
       // One parameter each: the runtime wraps a handler of any other arity in a closure.
       const outcome = {
         onSuccess: (_: void) => {
           ran()
-          return messaging.ack(held!.receipt)
+          return handOff(held!, messaging.ack(held!.receipt))
         },
         onFailure: (cause: Cause.Cause<E>) => {
           ran()
-          return afterFailure(held!, cause)
+          return handOff(held!, afterFailure(held!, cause))
         }
       }
-      // The settle's end: the message is no longer held. A settle that failed is logged and the
-      // worker goes on; an interrupted (or dying) one leaves it held, for the finalizer to return.
-      const settled = {
-        onSuccess: (_: void) => {
-          held = undefined
-          return Effect.void
-        },
-        onFailure: (cause: Cause.Cause<MessagingError>) => {
-          const error = Cause.findErrorOption(cause)
-          if (Cause.hasInterrupts(cause) || Cause.hasDies(cause) || Option.isNone(error)) return Effect.failCause(cause)
-          const message = held!
-          held = undefined
-          return Effect.logWarning(`Could not settle message ${message.id} on ${message.queue}: ${error.value.message}`)
-        }
+      const handOff = (message: QueuedMessage, settle: Effect.Effect<void, MessagingError>) => {
+        const rest = settles.handOff(message, settle)
+        held = undefined
+        return rest
       }
       const handle = (message: QueuedMessage): Effect.Effect<void, MessagingError, R> => {
         hold(message)
-        if (message.receiveCount > o.maxReceives) return Effect.uninterruptible(Effect.matchCauseEffect(deadLetter(message), settled))
+        if (message.receiveCount > o.maxReceives) return handOff(message, Effect.uninterruptible(deadLetter(message)))
         start = clock.currentTimeMillisUnsafe()
         deliveryLatency.updateUnsafe(Math.max(0, start - message.enqueuedAt.getTime()), context)
         // Eager: a handler that returns an effect already resolved (`Effect.void` for a message
         // it skips) goes straight to its settle.
-        const handled = Effect.matchCauseEffectEager(withProcessSpan(messaging.provider, message, handler(message)), outcome)
-        return Effect.matchCauseEffect(handled, settled)
+        return Effect.matchCauseEffectEager(withProcessSpan(messaging.provider, message, handler(message)), outcome)
       }
       const waitToTake = Effect.uninterruptible(Effect.map(Queue.take(inbox), hold))
       const next = Effect.suspend(() => {
@@ -193,9 +188,15 @@ export const run = <E, R>(
           ? handle(taken.value)
           : taken
       })
+      // The only typed failure of `next` is the inbox's end.
       return Effect.onExitPrimitive(
-        Effect.forever(next, { disableYield: true }),
-        () => held === undefined ? undefined : release(messaging, new Set([held]))
+        Effect.catch(Effect.forever(next, { disableYield: true }), () => settles.drain),
+        () => {
+          if (held === undefined && settles.isEmpty()) return undefined
+          const taken = held
+          return Effect.flatMap(settles.unsettled, (settling) =>
+            release(messaging, new Set(taken === undefined ? settling : [taken, ...settling])))
+        }
       )
     }).pipe(Effect.catch(() => Effect.void))
 

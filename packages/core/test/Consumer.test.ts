@@ -1,6 +1,6 @@
 import { Consumer, InMemory, Messaging, Observability, QueueName } from "@conveyor/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Metric, Schedule, Stream } from "effect"
+import { type Duration, Effect, Fiber, Metric, Schedule, Stream } from "effect"
 import { TestClock } from "effect/testing"
 
 const q = QueueName.makeUnsafe("work")
@@ -146,7 +146,8 @@ describe("Consumer.run", () => {
       }
       yield* Fiber.interrupt(fiber)
       assert.strictEqual(peak, 3)
-      // concurrency + 3 × batchSize (k = 1 claim in flight), as documented on Consumer.run.
+      // concurrency + 3 × batchSize (k = 1 claim in flight): the bound documented on Consumer.run
+      // less its `concurrency` settles in flight — none here, an in-memory ack ends at once.
       assert.isAtMost(peakInFlight, 3 + 3 * 4)
       assert.strictEqual((yield* m.stats(q)).depth, 0)
     }).pipe(Effect.provide(InMemory.layer())))
@@ -189,7 +190,8 @@ describe("Consumer.run", () => {
       assert.strictEqual(peak, 16, "every handler got work")
       // ceil(concurrency / batchSize) claims in flight, never more.
       assert.strictEqual(peakReceiving, 4)
-      // concurrency + (claimsInFlight + 2) × batchSize, as documented on Consumer.run.
+      // concurrency + (claimsInFlight + 2) × batchSize: the bound documented on Consumer.run less
+      // its `concurrency` settles in flight — none here, an in-memory ack ends at once.
       assert.isAtMost(peakInFlight, 16 + (4 + 2) * 4)
     }).pipe(Effect.provide(InMemory.layer())))
 
@@ -218,6 +220,74 @@ describe("Consumer.run", () => {
       const after = yield* m.stats(q)
       assert.strictEqual(after.depth, 18)
       assert.strictEqual(after.visible, 18)
+    }).pipe(Effect.provide(InMemory.layer())))
+
+  // Every ack takes `ackTime` on the TestClock, as a round trip does on a server.
+  const slowAcks = (real: Messaging.Messaging["Service"], ackTime: Duration.Input): Messaging.Messaging["Service"] => ({
+    ...real,
+    ack: (receipt) => Effect.andThen(Effect.sleep(ackTime), real.ack(receipt))
+  })
+
+  it.effect("a worker takes its next message while its ack is on the wire, and holds at most two", () =>
+    Effect.gen(function*() {
+      const real = yield* setup
+      const started: Array<unknown> = []
+      yield* real.sendBatch(q, [0, 1, 2])
+      const fiber = yield* Consumer.run([q], (message) => Effect.sync(() => started.push(message.payload)), {
+        concurrency: 1,
+        batchSize: 1
+      }).pipe(Effect.provideService(Messaging.Messaging, slowAcks(real, "1 second")), Effect.forkChild)
+      yield* settle
+      assert.deepStrictEqual(started, [0, 1], "the second handler ran while the first ack was in flight")
+      assert.strictEqual((yield* real.stats(q)).depth, 3, "nothing acked yet")
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      assert.deepStrictEqual(started, [0, 1, 2], "the third waited for the first ack")
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      assert.strictEqual((yield* real.stats(q)).depth, 0)
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("shutdown lets the acks in flight finish within the grace", () =>
+    Effect.gen(function*() {
+      const real = yield* setup
+      const before = yield* Metric.value(Observability.messagesAcked)
+      yield* real.sendBatch(q, [0, 1])
+      const fiber = yield* Consumer.run([q], () => Effect.void, {
+        concurrency: 1,
+        batchSize: 1,
+        visibilityTimeout: "10 minutes",
+        shutdownGrace: "5 seconds"
+      }).pipe(Effect.provideService(Messaging.Messaging, slowAcks(real, "2 seconds")), Effect.forkChild)
+      yield* settle
+      const stopping = yield* Effect.forkChild(Fiber.interrupt(fiber))
+      yield* settle
+      assert.isUndefined(stopping.pollUnsafe(), "shutdown waits for the acks")
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(stopping)
+      assert.strictEqual((yield* Metric.value(Observability.messagesAcked)).count - before.count, 2)
+      assert.strictEqual((yield* real.stats(q)).depth, 0, "both handled messages acked, none returned")
+    }).pipe(Effect.provide(InMemory.layer())))
+
+  it.effect("an ack still in flight when the grace runs out is interrupted and its message returned", () =>
+    Effect.gen(function*() {
+      const real = yield* setup
+      yield* real.sendBatch(q, [0, 1])
+      const fiber = yield* Consumer.run([q], () => Effect.void, {
+        concurrency: 1,
+        batchSize: 1,
+        visibilityTimeout: "10 minutes",
+        shutdownGrace: "1 second"
+      }).pipe(Effect.provideService(Messaging.Messaging, slowAcks(real, "1 hour")), Effect.forkChild)
+      yield* settle
+      const stopping = yield* Effect.forkChild(Fiber.interrupt(fiber))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(stopping)
+      const stats = yield* real.stats(q)
+      assert.strictEqual(stats.inFlight, 0, "no claim left held by nobody")
+      const again = yield* real.receive(q, long)
+      assert.deepStrictEqual(again.map((message) => message.payload).sort(), [0, 1])
     }).pipe(Effect.provide(InMemory.layer())))
 
   it.effect("a settle that fails is survived: the worker goes on to its next message", () =>
