@@ -125,11 +125,17 @@ export const run = <E, R>(
 
     // Uninterruptible: a batch half-offered when interrupted would be held by nobody. Once the
     // inbox has ended (shutdown), a batch it refuses goes straight back and its path stops
-    // there: claiming on would only claim the same messages again.
+    // there: claiming on would only claim the same messages again. Workers waiting to take are
+    // released in the step that admitted the batch (`flushUnsafe`), so an idle worker starts
+    // its handler in the turn the delivery arrived: the queue alone would wake it a scheduler
+    // round later, after whatever else that round runs (a provider's next read, a reply).
     const admit = (messages: ReadonlyArray<QueuedMessage>) =>
       messages.length === 0 ? Effect.void : Effect.flatMap(
-        Effect.uninterruptible(Effect.flatMap(Queue.offerAll(inbox, messages), (refused) =>
-          refused.length === 0 ? Effect.succeed(true) : Effect.as(release(messaging, new Set(refused)), false))),
+        Effect.uninterruptible(Effect.flatMap(Queue.offerAll(inbox, messages), (refused) => {
+          if (refused.length > 0) return Effect.as(release(messaging, new Set(refused)), false)
+          Queue.flushUnsafe(inbox)
+          return Effect.succeed(true)
+        })),
         (admitted) => admitted ? Effect.void : Effect.interrupt
       )
 
