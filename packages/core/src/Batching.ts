@@ -2,10 +2,12 @@
  * Coalescing of concurrent per-item operations (acks, claims by id, sends)
  * into one provider round trip, on Effect's `RequestResolver`.
  *
- * Natural batching: a lone call waits one scheduler yield, no window, so an
- * idle consumer's latency is unchanged. While `maxInFlight` round trips of
- * a key are running, further calls of that key gather into the next batch,
- * which starts as soon as one finishes. Each caller gets its own result:
+ * Natural batching: a call waits one microtask, so the calls made in the same
+ * run of the event loop's current callback (workers released together, callers
+ * resumed by one reply) share its round trip; no window and no scheduler round,
+ * so a lone call goes out in the turn it was made. While `maxInFlight` round
+ * trips of a key are running, further calls of that key gather into the next
+ * batch, which starts as soon as one finishes. Each caller gets its own result:
  * `run` answers one `Exit` per item, so a stale receipt fails only the caller
  * that held it. A failure of the round trip itself fails every caller in it.
  *
@@ -49,7 +51,7 @@ export const make = <I, A, E>(options: Options<I, A, E>): Effect.Effect<(item: I
         batchKey: () => key,
         // Gather while every slot is busy; hold none while gathering, so an abandoned
         // batch leaks nothing. `run` takes the slot for real.
-        delay: Effect.andThen(Effect.yieldNow, Semaphore.withPermits(slots, 1)(Effect.void)),
+        delay: Effect.andThen(microtask, Semaphore.withPermits(slots, 1)(Effect.void)),
         collectWhile: (entries) => entries.size < maxBatchSize,
         runAll: (entries) =>
           Semaphore.withPermits(slots, 1)(
@@ -65,5 +67,12 @@ export const make = <I, A, E>(options: Options<I, A, E>): Effect.Effect<(item: I
 
     return (item: I) => Effect.request(call({ item }), resolverFor(options.key(item)))
   })
+
+/**
+ * Resumes once the synchronous work now running is done, before any I/O or timer. Not
+ * `Effect.yieldNow`: that waits for a scheduler round (a `setImmediate`), behind every task
+ * already queued — ~40 µs of a lone Redis send in W1.
+ */
+const microtask = Effect.callback<void>((resume) => queueMicrotask(() => resume(Effect.void)))
 
 const missing = Exit.die(new Error("Batching: run answered fewer results than items"))

@@ -127,12 +127,22 @@ export const run = <E, R>(
 
     // Uninterruptible: a batch half-offered when interrupted would be held by nobody. Once the
     // inbox has ended (shutdown), a batch it refuses goes straight back and its path stops
-    // there: claiming on would only claim the same messages again.
+    // there: claiming on would only claim the same messages again. Workers waiting to take are
+    // released in the step that admitted the batch (`flushUnsafe`), so an idle worker starts
+    // its handler in the turn the delivery arrived: the queue alone would wake it a scheduler
+    // round later, after whatever else that round runs (a provider's next read, a reply). Not
+    // after an offer that had to wait: a worker taking resumed it, and none waits while the inbox
+    // holds anything.
+    const admitted = (refused: ReadonlyArray<QueuedMessage>) =>
+      refused.length === 0 ? Effect.succeed(true) : Effect.as(release(messaging, new Set(refused)), false)
     const admit = (messages: ReadonlyArray<QueuedMessage>) =>
       messages.length === 0 ? Effect.void : Effect.flatMap(
-        Effect.uninterruptible(Effect.flatMap(Queue.offerAll(inbox, messages), (refused) =>
-          refused.length === 0 ? Effect.succeed(true) : Effect.as(release(messaging, new Set(refused)), false))),
-        (admitted) => admitted ? Effect.void : Effect.interrupt
+        Effect.uninterruptible(Effect.suspend(() => {
+          const rest = Queue.offerAllUnsafe(inbox, messages)
+          if (rest.length < messages.length) Queue.flushUnsafe(inbox)
+          return rest.length === 0 ? Effect.succeed(true) : Effect.flatMap(Queue.offerAll(inbox, rest), admitted)
+        })),
+        (ok) => ok ? Effect.void : Effect.interrupt
       )
 
     // A worker holds at most two messages: `held` names the one it handles from the step that

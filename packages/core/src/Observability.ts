@@ -55,13 +55,16 @@ const attributes = (system: string, operation: string, queue?: QueueName) => ({
 const observable = (fiber: Fiber.Fiber<unknown, unknown>) =>
   fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer || Context.getOrUndefined(fiber.context, Tracer.ParentSpan) !== undefined
 
-const span = (system: string, operation: string, queue?: QueueName) => {
-  const inSpan = Effect.withSpan(`messaging.${operation}`, { attributes: attributes(system, operation, queue) }, {
+/** The span is only made, its attributes too, where it could be seen. */
+const spanned = <A, E, R>(effect: Effect.Effect<A, E, R>, system: string, operation: string, queue?: QueueName) =>
+  Effect.withSpan(effect, `messaging.${operation}`, {
+    attributes: attributes(system, operation, queue),
     captureStackTrace: false
   })
-  return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.withFiber((fiber) => observable(fiber) ? inSpan(effect) : effect)
-}
+
+const span = (system: string, operation: string, queue?: QueueName) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => observable(fiber) ? spanned(effect, system, operation, queue) : effect)
 
 /**
  * The send options with the send span recorded in the headers, when the caller
@@ -105,6 +108,12 @@ const countAck = Effect.withFiber((fiber) => {
   return Effect.void
 })
 
+/** One send counted, the same way. */
+const countSent = Effect.withFiber((fiber) => {
+  messagesSent.updateUnsafe(1, fiber.context)
+  return Effect.void
+})
+
 /** Wraps every operation of a provider's service in a span and counts what moved. */
 export const instrument = (service: Messaging["Service"]): Messaging["Service"] => {
   const system = service.provider
@@ -115,10 +124,18 @@ export const instrument = (service: Messaging["Service"]): Messaging["Service"] 
     queueExists: (queue) => service.queueExists(queue).pipe(span(system, "queue_exists", queue)),
     listQueues: service.listQueues.pipe(span(system, "list_queues")),
     purgeQueue: (queue) => service.purgeQueue(queue).pipe(span(system, "purge", queue)),
+    // A send nobody could see (no parent span, so no trace to carry either) is one step: it runs
+    // once per message of a workflow, and W1 waits on it.
     send: (queue, payload, options) =>
-      Effect.flatMap(traced(options), (traced) => service.send(queue, payload, traced)).pipe(
-        Effect.tap(() => Metric.update(messagesSent, 1)),
-        span(system, "send", queue)
+      Effect.withFiber((fiber) =>
+        observable(fiber)
+          ? spanned(
+            Effect.flatMap(traced(options), (traced) => Effect.tap(service.send(queue, payload, traced), countSent)),
+            system,
+            "send",
+            queue
+          )
+          : Effect.tap(service.send(queue, payload, options), countSent)
       ),
     sendBatch: (queue, payloads, options) =>
       Effect.flatMap(traced(options), (traced) => service.sendBatch(queue, payloads, traced)).pipe(

@@ -37,6 +37,18 @@ describe("Batching", () => {
       assert.deepStrictEqual(trips, [[10], [12]])
     }))
 
+  it.effect("a lone call goes out before the next scheduler round", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const { double, trips } = yield* recorder({ gate })
+      const call = yield* Effect.forkChild(double(10), { startImmediately: true })
+      // Only the microtasks queued so far run before this resumes: no scheduler round passes.
+      yield* Effect.promise(() => Promise.resolve())
+      assert.deepStrictEqual(trips, [[10]])
+      yield* Deferred.succeed(gate, undefined)
+      assert.strictEqual(yield* Fiber.join(call), 20)
+    }))
+
   it.effect("keys never share a round trip, and a full batch is split", () =>
     Effect.gen(function*() {
       const { double, trips } = yield* recorder({ maxInFlight: 4 })

@@ -109,6 +109,24 @@ describe("Consumer.run", () => {
       assert.strictEqual((yield* m.stats(q)).depth, 0)
     }).pipe(Effect.provide(InMemory.layer())))
 
+  it.effect("an idle worker starts its handler in the step that admits its delivery", () =>
+    Effect.gen(function*() {
+      const m = yield* setup
+      const started: Array<unknown> = []
+      const fiber = yield* Consumer.run([q], (message) => Effect.sync(() => started.push(message.payload))).pipe(
+        Effect.forkChild
+      )
+      yield* settle
+      // The in-memory subscription is woken inside the send, so with no scheduler round between
+      // a delivery and its waiting worker, the handler has started by the time the send returns.
+      yield* m.send(q, "now")
+      assert.deepStrictEqual(started, ["now"])
+      yield* m.sendBatch(q, ["a", "b"])
+      assert.deepStrictEqual(started, ["now", "a", "b"])
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual((yield* m.stats(q)).depth, 0)
+    }).pipe(Effect.provide(InMemory.layer())))
+
   it.effect("a message already past maxReceives is dead-lettered without running the handler", () =>
     Effect.gen(function*() {
       const m = yield* setup

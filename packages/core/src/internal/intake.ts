@@ -174,11 +174,13 @@ export const intakePaths = (
       // A claim runs in a fiber of its own that the intake's end does not interrupt: one cut
       // short after it reached the server would leave its messages held by nobody for a
       // visibility timeout (and an `onExit` sees the interruption, not the claim's result). It
-      // finishes and hands on what it claimed; a claim handed on after the end goes back.
+      // finishes and hands on what it claimed; a claim handed on after the end goes back. It
+      // starts at once, not a scheduler round later: a re-poll after a long poll answered is on
+      // the next message's path.
       Stream.mapEffect((signal) => {
         const claiming = Effect.tap(claim(signal), onClaimed)
         return Effect.flatMap(
-          Effect.forkDetach(byId(signal) ? claiming : Semaphore.withPermits(sweeping, 1)(claiming)),
+          Effect.forkDetach(byId(signal) ? claiming : Semaphore.withPermits(sweeping, 1)(claiming), { startImmediately: true }),
           Fiber.join
         )
       }, { concurrency: options.claimsInFlight + batchSize, unordered: true })
