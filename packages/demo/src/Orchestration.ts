@@ -68,8 +68,10 @@ export const run = (
       Effect.map(router.worker(namespace), (queue) => [namespace, MessageClient.make(queue, StepDispatch)] as const)))
     const running = new Map<string, Running>()
 
+    // Counted as it goes out: its receiver may handle it, and so finish the workflow, before
+    // the send itself returns (an idle consumer runs its handler in the delivery's turn).
     const counted = <A, E, R>(send: Effect.Effect<A, E, R>) =>
-      Effect.tap(send, () => Effect.sync(() => progress.sent++))
+      Effect.andThen(Effect.sync(() => progress.sent++), send)
 
     const dispatch = (workflowId: string, workflow: Running, step: Workflow.Step) => {
       workflow.dispatched.add(step.name)
