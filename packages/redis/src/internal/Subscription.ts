@@ -225,9 +225,10 @@ export const subscribe = (
       )
 
     const read = Effect.gen(function*() {
-      // What the last read or claim step emitted is handed to the subscriber first: issuing the
-      // next read (and its write) before it would delay the handlers by that much.
-      yield* Effect.yieldNow
+      // Issued at once, not after a scheduler round: node-redis writes a command in a
+      // `setImmediate` after the turn that sent it, so the handlers of what was just emitted
+      // still start before this read's write, and the read is on the wire a round sooner
+      // (paired W2@16 drains: 8–18% faster without the round).
       const { byDueTime, waitMs } = markDue(yield* Clock.currentTimeMillis)
       if (pending.size > 0) return []
       const { connection: conn, id } = yield* connection
