@@ -228,7 +228,7 @@ export const subscribe = (
       // Issued at once, not after a scheduler round: node-redis writes a command in a
       // `setImmediate` after the turn that sent it, so the handlers of what was just emitted
       // still start before this read's write, and the read is on the wire a round sooner
-      // (paired W2@16 drains: 8–18% faster without the round).
+      // (W2@16: +3–10% msg/s in paired bench runs).
       const { byDueTime, waitMs } = markDue(yield* Clock.currentTimeMillis)
       if (pending.size > 0) return []
       const { connection: conn, id } = yield* connection
