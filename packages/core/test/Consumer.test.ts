@@ -246,6 +246,19 @@ describe("Consumer.run", () => {
     ack: (receipt) => Effect.andThen(Effect.sleep(ackTime), real.ack(receipt))
   })
 
+  // One worker draining `payloads` with acks that take `ackTime`, stopped with `shutdownGrace`.
+  const drainingWithSlowAcks = (
+    real: Messaging.Messaging["Service"],
+    payloads: ReadonlyArray<number>,
+    ackTime: Duration.Input,
+    shutdownGrace: Duration.Input
+  ) =>
+    Effect.andThen(
+      real.sendBatch(q, payloads),
+      Consumer.run([q], () => Effect.void, { concurrency: 1, batchSize: 1, visibilityTimeout: "10 minutes", shutdownGrace })
+        .pipe(Effect.provideService(Messaging.Messaging, slowAcks(real, ackTime)), Effect.forkChild)
+    )
+
   it.effect("a worker takes its next message while its ack is on the wire, and holds at most two", () =>
     Effect.gen(function*() {
       const real = yield* setup
@@ -271,13 +284,7 @@ describe("Consumer.run", () => {
     Effect.gen(function*() {
       const real = yield* setup
       const before = yield* Metric.value(Observability.messagesAcked)
-      yield* real.sendBatch(q, [0, 1])
-      const fiber = yield* Consumer.run([q], () => Effect.void, {
-        concurrency: 1,
-        batchSize: 1,
-        visibilityTimeout: "10 minutes",
-        shutdownGrace: "5 seconds"
-      }).pipe(Effect.provideService(Messaging.Messaging, slowAcks(real, "2 seconds")), Effect.forkChild)
+      const fiber = yield* drainingWithSlowAcks(real, [0, 1], "2 seconds", "5 seconds")
       yield* settle
       const stopping = yield* Effect.forkChild(Fiber.interrupt(fiber))
       yield* settle
@@ -291,13 +298,7 @@ describe("Consumer.run", () => {
   it.effect("an ack still in flight when the grace runs out is interrupted and its message returned", () =>
     Effect.gen(function*() {
       const real = yield* setup
-      yield* real.sendBatch(q, [0, 1])
-      const fiber = yield* Consumer.run([q], () => Effect.void, {
-        concurrency: 1,
-        batchSize: 1,
-        visibilityTimeout: "10 minutes",
-        shutdownGrace: "1 second"
-      }).pipe(Effect.provideService(Messaging.Messaging, slowAcks(real, "1 hour")), Effect.forkChild)
+      const fiber = yield* drainingWithSlowAcks(real, [0, 1], "1 hour", "1 second")
       yield* settle
       const stopping = yield* Effect.forkChild(Fiber.interrupt(fiber))
       yield* TestClock.adjust("1 second")

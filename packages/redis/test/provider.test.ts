@@ -209,24 +209,6 @@ describe("provider", () => {
       }).pipe(Effect.provide(layer({ url: Redacted.make(server.url) })))
     }).pipe(Effect.scoped))
 
-  it.live("a receipt settled twice at once (one script call) settles once: the other caller gets StaleReceipt", () =>
-    Effect.gen(function*() {
-      const m = yield* Messaging.Messaging
-      const q = uniqueQueue("twice")
-      yield* withQueue(m, q)
-      yield* m.sendBatch(q, ["acked", "nacked"])
-      const [acked, nacked] = yield* m.receive(q, long)
-      for (const settle of [m.ack(acked!.receipt), m.nack(nacked!.receipt)]) {
-        const exits = yield* Effect.all([Effect.exit(settle), Effect.exit(settle)], { concurrency: "unbounded" })
-        const failures = exits.filter((exit) => exit._tag === "Failure").map((exit) => String(exit.cause))
-        assert.strictEqual(failures.length, 1, "exactly one of the two settled")
-        assert.include(failures[0], "StaleReceipt")
-      }
-      const again = yield* m.receive(q, long)
-      assert.deepStrictEqual(again.map((message) => [message.payload, message.receiveCount]), [["nacked", 2]])
-      yield* m.ack(again[0]!.receipt)
-    }).pipe(Effect.scoped, Effect.provide(layer())))
-
   it.live("an interrupted subscription leaves what it emitted to the subscriber: settled after the end, never handed back", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging

@@ -53,6 +53,24 @@ export const batching = ({ h, test }: Context) => {
       assert.strictEqual((yield* m.stats(q)).depth, 0)
     }))
 
+  test("the same receipt settled twice at once settles once: the other caller gets StaleReceipt", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const q = yield* freshQueue
+      yield* m.sendBatch(q, ["acked", "nacked"])
+      const claimed = yield* claimAll(m, q, 2, long)
+      const acked = claimed.find((message) => message.payload === "acked")!
+      const nacked = claimed.find((message) => message.payload === "nacked")!
+      for (const settle of [m.ack(acked.receipt), m.nack(nacked.receipt)]) {
+        const exits = yield* Effect.all([Effect.exit(settle), Effect.exit(settle)], { concurrency: "unbounded" })
+        const errors = exits.flatMap((exit) => Exit.isFailure(exit) ? [Option.getOrUndefined(Exit.findErrorOption(exit))?._tag] : [])
+        assert.deepStrictEqual(errors, ["StaleReceipt"], "exactly one of the two settled")
+      }
+      const again = yield* claimAll(m, q, 1, long)
+      assert.deepStrictEqual(again.map((message) => [message.payload, message.receiveCount]), [["nacked", 2]])
+      yield* m.ack(again[0]!.receipt)
+    }))
+
   test("concurrent acks interrupted half-way lose nothing: each message is acked or comes back", () =>
     Effect.gen(function*() {
       const m = yield* Messaging.Messaging
