@@ -2,8 +2,9 @@
  * Conveyor's side of every comparison, the same for every provider: the
  * provider's `Messaging` layer, `send`/`sendBatch` to produce and
  * `Consumer.run` to consume, the handler sending its chain's next hop with
- * `send` (the workflow pattern). A message counts as settled when its `ack`
- * returns (observed by wrapping the service's `ack`).
+ * `send` (the workflow pattern). A message counts as settled when its ack
+ * returns (observed by wrapping the service's `ack` and `ackAll`, through
+ * which `Consumer.run` acks).
  */
 import { Consumer, Messaging, QueueName } from "@conveyor/core"
 import { Context, Effect, Layer } from "effect"
@@ -27,7 +28,9 @@ const pipe = (
   consume: (concurrency, step, settled) => {
     const observed: Messaging.Messaging["Service"] = {
       ...messaging,
-      ack: (receipt) => Effect.tap(messaging.ack(receipt), () => Effect.sync(settled))
+      ack: (receipt) => Effect.tap(messaging.ack(receipt), () => Effect.sync(settled)),
+      ackAll: (receipts) =>
+        Effect.tap(messaging.ackAll(receipts), (exits) => Effect.sync(() => exits.forEach((exit) => exit._tag === "Success" && settled())))
     }
     const handler = (message: { readonly payload: unknown }) => {
       const next = step(message.payload as Hop)

@@ -5,6 +5,7 @@
  * Claims are pull-based (see internal/intake.ts).
  */
 import { Array as Arr, Cause, Clock, Effect, Exit, Fiber, FiberSet, Option, Queue, Stream } from "effect"
+import * as Acks from "./internal/acks.ts"
 import { backoff } from "./internal/backoff.ts"
 import { intakePaths } from "./internal/intake.ts"
 import * as Options from "./internal/options.ts"
@@ -116,13 +117,14 @@ export const run = <E, R>(
     // The inbox holds every claimed-but-unstarted message, and bounds them: an intake path
     // hands a batch over with `offerAll`, which suspends it until the whole batch fits, so a
     // path claims again only once its previous batch is in. A consumer holds at most
-    // 2 × concurrency + (k + 3) × batchSize claims, k = ⌈concurrency / batchSize⌉: what the
-    // workers hold (each at most two: one it handles and one settling, or two settling), a
+    // 4 × concurrency + (k + 3) × batchSize claims, k = ⌈concurrency / batchSize⌉: what the
+    // workers hold (each at most four: one it handles and three settling, or four settling), a
     // full inbox, one batch of the push path (whose prefetch is running handlers and a full
     // inbox), the poll path's k claims in flight, each waiting to enter, and up to batchSize
     // claims by id (DESIGN §4). `concurrency` workers take from it (cheaper than a
     // fiber per message); they end when the inbox does.
     const inbox = yield* Queue.bounded<QueuedMessage, Cause.Done>(o.batchSize)
+    const acks = yield* Acks.make(messaging)
     const workers = yield* FiberSet.make<void>()
 
     // Uninterruptible: a batch half-offered when interrupted would be held by nobody. Once the
@@ -145,9 +147,9 @@ export const run = <E, R>(
         (ok) => ok ? Effect.void : Effect.interrupt
       )
 
-    // A worker holds at most two messages: `held` names the one it handles from the step that
+    // A worker holds at most four messages: `held` names the one it handles from the step that
     // takes it until its settle is handed off (internal/settles.ts), and the settles hold the
-    // ones still settling (at most two, then the worker waits for the older before it takes
+    // ones still settling (at most four, then the worker waits for the oldest before it takes
     // again); the worker's one finalizer returns all of them if the worker is interrupted in
     // between (shutdown's grace ran out). A worker that ends with the inbox first waits for
     // its settles. Only waiting to take is uninterruptible (shutdown ends the inbox, which
@@ -162,13 +164,15 @@ export const run = <E, R>(
       let held: QueuedMessage | undefined
       let start = 0
       const hold = (message: QueuedMessage) => (held = message)
-      const settles = Settles.make(context)
+      const settles = Settles.make(context, acks)
       const ran = () => handlerDuration.updateUnsafe(clock.currentTimeMillisUnsafe() - start, context)
       // One parameter each: the runtime wraps a handler of any other arity in a closure.
       const outcome = {
         onSuccess: (_: void) => {
           ran()
-          return handOff(held!, messaging.ack(held!.receipt))
+          const rest = settles.handOffAck(held!)
+          held = undefined
+          return rest
         },
         onFailure: (cause: Cause.Cause<E>) => {
           ran()

@@ -3,7 +3,7 @@
  * receiveCount, dead-lettering, push of full messages, stale receipts) in
  * one process, on Effect's Clock so tests drive it with TestClock.
  */
-import { Array as Arr, Clock, Deferred, Duration, Effect, Layer, Option, Stream } from "effect"
+import { Array as Arr, Clock, Deferred, Duration, Effect, Exit, Layer, Option, Stream } from "effect"
 import { type Entry, MemoryQueue, owns } from "./internal/memoryQueue.ts"
 import type { Headers, Json, QueuedMessage, Receipt } from "./Message.ts"
 import { Message, PushHealth } from "./MessageNotification.ts"
@@ -115,6 +115,13 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
       return claimed
     }
 
+    /** What a receipt still owns at `now`, or why it owns nothing. */
+    const owned = (receipt: Receipt, now: number): Token | ProviderError | StaleReceipt => {
+      const token = receipt.token
+      if (receipt.provider !== provider || !(token instanceof Token)) return Receipts.foreign(receipt, provider, "settle")
+      return owns(token.entry, token.claim, now) ? token : Receipts.stale(receipt)
+    }
+
     /**
      * Runs `settle` on what a receipt still owns, or fails with `StaleReceipt`. One step and
      * no lookup: it is on every ack's path.
@@ -124,13 +131,9 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
       settle: (token: Token, now: number) => Effect.Effect<void> | void
     ): Effect.Effect<void, ProviderError | StaleReceipt> =>
       Effect.withFiber((fiber): Effect.Effect<void, ProviderError | StaleReceipt> => {
-        const token = receipt.token
-        if (receipt.provider !== provider || !(token instanceof Token)) {
-          return Effect.fail(Receipts.foreign(receipt, provider, "settle"))
-        }
         const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-        if (!owns(token.entry, token.claim, now)) return Effect.fail(Receipts.stale(receipt))
-        return settle(token, now) ?? Effect.void
+        const token = owned(receipt, now)
+        return token instanceof Token ? settle(token, now) ?? Effect.void : Effect.fail(token)
       })
 
     const remove = ({ entry, target }: Token) => target.remove(entry)
@@ -234,6 +237,8 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
     const valid = <A, E>(name: QueueName.QueueName, use: (queue: QueueName.QueueName) => Effect.Effect<A, E>) =>
       QueueName.is(name) ? use(name) : Effect.flatMap(QueueName.make(name), use)
 
+    const ack = Receipts.checked((receipt: Receipt) => withOwned(receipt, remove))
+
     const service: Messaging.Messaging["Service"] = {
       provider,
       capabilities,
@@ -247,7 +252,18 @@ export const make = (options: Options = {}): Effect.Effect<Messaging.Messaging["
       sendBatch: (queue, payloads, sendOptions) => valid(queue, (q) => sendBatch(q, payloads, sendOptions)),
       receive: (queue, receiveOptions) => valid(queue, (q) => receive(q, receiveOptions)),
       fetch: (queue, id, fetchOptions) => valid(queue, (q) => fetch(q, id, fetchOptions)),
-      ack: Receipts.checked((receipt) => withOwned(receipt, remove)),
+      ack,
+      // One step for them all: nothing to gather into a round trip in memory.
+      ackAll: Receipts.checkedAll((receipts) =>
+        Effect.withFiber((fiber) => {
+          const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+          return Effect.succeed(receipts.map((receipt) => {
+            const token = owned(receipt, now)
+            if (!(token instanceof Token)) return Exit.fail(token)
+            remove(token)
+            return Exit.void
+          }))
+        })),
       nack: Receipts.checked(nack),
       extendVisibility: Receipts.checked((receipt, duration: Duration.Input) =>
         withOwned(receipt, ({ entry, target }, now) => target.extend(entry, now, now + millis(duration)))),

@@ -3,7 +3,7 @@
  * RabbitMQ) supplies it as a Layer; code written against it does not change
  * when the provider does.
  */
-import { Context, type Duration, type Effect, type Option, type Stream } from "effect"
+import { Context, type Duration, type Effect, type Exit, type Option, type Stream } from "effect"
 import type { Headers, Json, MessageId, QueuedMessage, Receipt } from "./Message.ts"
 import type { MessageNotification, PushHealth } from "./MessageNotification.ts"
 import type { MessagingError } from "./MessagingError.ts"
@@ -122,6 +122,13 @@ export class Messaging extends Context.Service<Messaging, {
     options: FetchOptions
   ) => Effect.Effect<Option.Option<QueuedMessage>, MessagingError>
   readonly ack: (receipt: Receipt) => Effect.Effect<void, MessagingError>
+  /**
+   * Acks many receipts in as few round trips as the provider allows (one per queue, or per
+   * channel), answering one `Exit` per receipt, in input order: a stale or invalid receipt fails
+   * only its own, and a round trip that fails fails only the receipts it carried. `Consumer.run`
+   * acks what its workers handled this way.
+   */
+  readonly ackAll: (receipts: ReadonlyArray<Receipt>) => Effect.Effect<ReadonlyArray<Exit.Exit<void, MessagingError>>>
   readonly nack: (receipt: Receipt, options?: NackOptions) => Effect.Effect<void, MessagingError>
   readonly extendVisibility: (
     receipt: Receipt,

@@ -3,7 +3,7 @@
  * longer held (`StaleReceipt`), a receipt another provider issued, and a
  * receipt whose queue is not a valid name (`InvalidQueueName`, `checked`).
  */
-import { Effect, Result } from "effect"
+import { Effect, Exit, Result } from "effect"
 import type { Receipt } from "./Message.ts"
 import { type InvalidQueueName, ProviderError, StaleReceipt } from "./MessagingError.ts"
 import * as QueueName from "./QueueName.ts"
@@ -27,6 +27,42 @@ export const checked = <Args extends ReadonlyArray<unknown>, A, E, R>(
     valid = queue.success
     return settle(receipt, ...args)
   }
+}
+
+/**
+ * `checked` for a settle of many receipts (`Messaging.ackAll`): a receipt whose queue is not a
+ * valid name gets its `InvalidQueueName`, the others go to `settleAll`.
+ */
+export const checkedAll = <A, E, R>(
+  settleAll: (receipts: ReadonlyArray<Receipt>) => Effect.Effect<ReadonlyArray<Exit.Exit<A, E>>, never, R>
+) =>
+{
+  let valid: string | undefined
+  const invalid = (receipt: Receipt): InvalidQueueName | undefined => {
+    if (receipt.queue === valid) return undefined
+    const queue = QueueName.validate(receipt.queue)
+    if (Result.isFailure(queue)) return queue.failure
+    valid = queue.success
+    return undefined
+  }
+  return (receipts: ReadonlyArray<Receipt>) => refusing(receipts, invalid, settleAll)
+}
+
+/**
+ * `settleAll` on the receipts `refusal` finds nothing against; each of the others fails with
+ * what it found. One `Exit` per receipt, in input order.
+ */
+export const refusing = <A, E, F, R>(
+  receipts: ReadonlyArray<Receipt>,
+  refusal: (receipt: Receipt) => F | undefined,
+  settleAll: (kept: ReadonlyArray<Receipt>) => Effect.Effect<ReadonlyArray<Exit.Exit<A, E>>, never, R>
+): Effect.Effect<ReadonlyArray<Exit.Exit<A, E | F>>, never, R> => {
+  const refused = receipts.map(refusal)
+  if (refused.every((error) => error === undefined)) return settleAll(receipts)
+  return Effect.map(settleAll(receipts.filter((_, i) => refused[i] === undefined)), (exits) => {
+    let next = 0
+    return refused.map((error) => error === undefined ? exits[next++]! : Exit.fail(error))
+  })
 }
 
 export const stale = (receipt: Receipt): StaleReceipt =>

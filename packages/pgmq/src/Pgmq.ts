@@ -174,6 +174,8 @@ export const make = (
       receive: (queue, options) => valid(queue, (q) => claims.receive(q, options)),
       fetch: (queue, id, options) => valid(queue, (q) => claims.fetch(q, id, options)),
       ack: Receipts.checked((receipt) => Effect.ensuring(settlement.ack(receipt), subscriptions.forget(receipt))),
+      ackAll: Receipts.checkedAll((receipts) =>
+        Effect.ensuring(settlement.ackAll(receipts), Effect.forEach(receipts, subscriptions.forget, { discard: true }))),
       nack: Receipts.checked((receipt, options?: Messaging.NackOptions) =>
         Effect.ensuring(settlement.nack(receipt, options), subscriptions.forget(receipt))),
       extendVisibility: Receipts.checked(settlement.extendVisibility),

@@ -225,6 +225,7 @@ export const make = (
       receive,
       fetch: (queue, id, opts) => Effect.flatMap(QueueName.make(queue), (valid) => fetch(valid, id, opts)),
       ack: Receipts.checked(deliveries.ack),
+      ackAll: Receipts.checkedAll(deliveries.ackAll),
       // Once a delivery is taken from the table only its settlement can give it back: never cut it short.
       nack: Receipts.checked((receipt, opts?: Messaging.NackOptions) => Effect.uninterruptible(nack(receipt, opts))),
       extendVisibility: Receipts.checked(extendVisibility),

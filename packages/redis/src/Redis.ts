@@ -104,7 +104,7 @@ export const make = (
 
     const retryConnection = Reconnect.retrying(reconnect)
 
-    const settle = yield* Settle.make(redis, keys, group)
+    const settle = yield* Settle.make(redis, keys, group, retryConnection)
     const tracker = Tracker.make(settle)
     const claims = Claim.make(redis, keys, group, consumer, settle)
     const health = yield* SubscriptionRef.make<MessageNotification.PushHealth>(MessageNotification.PushHealth.Connected())
@@ -174,6 +174,7 @@ export const make = (
       receive,
       fetch: (queue, id, opts) => Effect.flatMap(QueueName.make(queue), (valid) => fetch(valid, id, opts)),
       ack: Receipts.checked(ack),
+      ackAll: Receipts.checkedAll(settle.ackAll),
       nack: Receipts.checked(nack),
       extendVisibility: Receipts.checked(extendVisibility),
       healthCheck,

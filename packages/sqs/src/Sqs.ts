@@ -246,6 +246,9 @@ export const make = (options: SqsOptions): Effect.Effect<Messaging.Messaging["Se
       receive,
       fetch,
       ack: claims.ack,
+      // Each receipt on its own (its hold, its queue's URL, its retry while held), all at once:
+      // they gather into DeleteMessageBatch calls of 10 as concurrent acks do.
+      ackAll: (receipts) => Effect.forEach(receipts, (receipt) => Effect.exit(claims.ack(receipt)), { concurrency: "unbounded" }),
       // A settlement taken from the holdings can only be given back by finishing: never cut it short.
       nack: (receipt, opts) => Effect.uninterruptible(claims.nack(receipt, opts)),
       extendVisibility: claims.extendVisibility,

@@ -18,7 +18,7 @@
  * ordinary statement of that transaction: its durability is the caller's.
  * DESIGN §5 weighs this.
  */
-import { Durations, type Message, type Messaging, type QueueName } from "@conveyor/core"
+import { Batching, Durations, type Message, type Messaging, type QueueName } from "@conveyor/core"
 import { type Array as Arr, Effect, Exit, Option } from "effect"
 import * as Coalesce from "./coalesce.ts"
 import { fromSqlOn } from "./errors.ts"
@@ -80,7 +80,7 @@ export const make = ({ sql, table, vtFrom }: Tables) =>
 
     const receiveOne = yield* Coalesce.make(sql, {
       key: (item: Receive) => item.queue,
-      run: (items: Arr.NonEmptyReadonlyArray<Receive>) => Coalesce.perGroup(items, (item) => item.visibilityMs, claimBatches)
+      run: (items: Arr.NonEmptyReadonlyArray<Receive>) => Batching.perGroup(items, (item) => item.visibilityMs, claimBatches)
     })
 
     const receive = (queue: QueueName.QueueName, options: Messaging.ReceiveOptions) =>
@@ -132,7 +132,7 @@ export const make = ({ sql, table, vtFrom }: Tables) =>
 
     const claimById = yield* Coalesce.make(sql, {
       key: (item: ById) => item.queue,
-      run: (items: Arr.NonEmptyReadonlyArray<ById>) => Coalesce.perGroup(items, (item) => item.visibilityMs, claimIds)
+      run: (items: Arr.NonEmptyReadonlyArray<ById>) => Batching.perGroup(items, (item) => item.visibilityMs, claimIds)
     })
 
     /** Claims one message by id if it is visible now. */

@@ -4,7 +4,7 @@
  * order of the batch. A lone send is a batch of one: one row, announced
  * with its payload inline, as before.
  */
-import { Durations, type Message, type Messaging, Payload, type QueueName } from "@conveyor/core"
+import { Batching, Durations, type Message, type Messaging, Payload, type QueueName } from "@conveyor/core"
 import { type Array as Arr, Effect, Exit } from "effect"
 import * as Coalesce from "./coalesce.ts"
 import { fromSqlOn } from "./errors.ts"
@@ -46,7 +46,7 @@ export const make = ({ sql, table, vtFrom }: Tables, maxBytes: number) =>
       key: (item: Outgoing) => item.queue,
       // Rows of one statement are announced with one ready time: only equal delays share one.
       run: (items: Arr.NonEmptyReadonlyArray<Outgoing>) =>
-        Coalesce.perGroup(items, (item) => item.delayMs, (group) =>
+        Batching.perGroup(items, (item) => item.delayMs, (group) =>
           Effect.map(insert(group[0].queue, group[0].delayMs, group), (ids) => ids.map((id) => Exit.succeed(id))))
     })
 

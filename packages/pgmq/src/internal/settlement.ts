@@ -11,7 +11,7 @@
  * all their receipts (`unnest` of ids, read counts and claim times); each receipt is
  * still checked on its own, and a stale one fails only its own caller.
  */
-import { Durations, type Message, type MessagingError, type Messaging, type QueueName, Receipts } from "@conveyor/core"
+import { Batching, Durations, type Message, type MessagingError, type Messaging, type QueueName, Receipts } from "@conveyor/core"
 import { type Array as Arr, type Duration, Effect, Exit } from "effect"
 import * as Coalesce from "./coalesce.ts"
 import { fromSqlOn, provider } from "./errors.ts"
@@ -43,17 +43,20 @@ const isClaim = (token: unknown): token is Claim =>
   typeof token === "object" && token !== null && "readCt" in token && "claimedUs" in token &&
   Number.isSafeInteger(token.readCt) && typeof token.claimedUs === "string" && isMessageId(token.claimedUs)
 
+const isOurs = (receipt: Message.Receipt): receipt is Message.Receipt & { readonly token: Claim } =>
+  receipt.provider === provider && isClaim(receipt.token) && isMessageId(receipt.messageId)
+
+const heldOf = (receipt: Message.Receipt & { readonly token: Claim }): Held => ({
+  receipt,
+  queue: receipt.queue,
+  id: receipt.messageId,
+  readCt: receipt.token.readCt,
+  claimedUs: receipt.token.claimedUs
+})
+
 /** The claim a receipt proves, or a ProviderError for a receipt that is not ours. */
 const heldBy = (receipt: Message.Receipt, operation: string): Effect.Effect<Held, MessagingError.ProviderError> =>
-  receipt.provider === provider && isClaim(receipt.token) && isMessageId(receipt.messageId)
-    ? Effect.succeed({
-      receipt,
-      queue: receipt.queue,
-      id: receipt.messageId,
-      readCt: receipt.token.readCt,
-      claimedUs: receipt.token.claimedUs
-    })
-    : Effect.fail(Receipts.foreign(receipt, provider, operation))
+  isOurs(receipt) ? Effect.succeed(heldOf(receipt)) : Effect.fail(Receipts.foreign(receipt, provider, operation))
 
 interface Settled {
   readonly msg_id: bigint
@@ -144,6 +147,16 @@ export const make = ({ archive, sql, table }: Tables, queues: Queues, options: O
 
     const ack = (receipt: Message.Receipt) => Effect.flatMap(heldBy(receipt, "ack"), ackOne)
 
+    // Already gathered (`Messaging.ackAll`): one statement per queue, inside a caller's
+    // transaction too (it then runs on the transaction's connection, with its writes).
+    const ackGathered = Batching.all({ key: (item: Held) => item.queue, run: acks })
+    const ackAll = (receipts: ReadonlyArray<Message.Receipt>): Effect.Effect<ReadonlyArray<Exit.Exit<void, Failure>>> =>
+      Receipts.refusing(
+        receipts,
+        (receipt) => isOurs(receipt) ? undefined : Receipts.foreign(receipt, provider, "ack"),
+        (ours) => ackGathered(ours.map((receipt) => heldOf(receipt as Message.Receipt & { readonly token: Claim })))
+      )
+
     const nack = (receipt: Message.Receipt, options: Messaging.NackOptions = {}) =>
       Effect.flatMap(heldBy(receipt, "nack"), (held) =>
         options.requeue === false
@@ -154,5 +167,5 @@ export const make = ({ archive, sql, table }: Tables, queues: Queues, options: O
       Effect.flatMap(heldBy(receipt, "extend_visibility"), (held) =>
         setVisibility({ ...held, operation: "extend_visibility", ms: Durations.millis(duration) }))
 
-    return { ack, nack, extendVisibility }
+    return { ack, ackAll, nack, extendVisibility }
   })

@@ -137,7 +137,7 @@ export const make = (
     }
 
     /** Acks of one channel: `multiple` up to the highest tag below every other unsettled delivery. */
-    const ackAll = (receipts: ReadonlyArray<Message.Receipt>) =>
+    const ackChannel = (receipts: ReadonlyArray<Message.Receipt>) =>
       Effect.sync(() => {
         const results: Array<Exit.Exit<void, MessagingError.MessagingError>> = []
         const acking: Array<Delivery> = []
@@ -173,10 +173,8 @@ export const make = (
         }
       })
 
-    const ack = yield* Batching.make<Message.Receipt, void, MessagingError.MessagingError>({
-      key: (receipt) => (isToken(receipt.token) ? String(receipt.token.channel) : "foreign"),
-      run: ackAll
-    })
+    const ackKey = (receipt: Message.Receipt) => (isToken(receipt.token) ? String(receipt.token.channel) : "foreign")
+    const ack = yield* Batching.make<Message.Receipt, void, MessagingError.MessagingError>({ key: ackKey, run: ackChannel })
 
     const sweep = Effect.suspend(() => {
       const now = clock.currentTimeMillisUnsafe()
@@ -202,6 +200,8 @@ export const make = (
       replace,
       giveBack,
       ack,
+      /** Acks already gathered (`Messaging.ackAll`): one `basic.ack` pass per channel. */
+      ackAll: Batching.all({ key: ackKey, run: ackChannel }),
       /** Back to the broker as it is, e.g. a claim its caller never saw. */
       release: (receipt: Message.Receipt) => settle(receipt, (ch, message) => ch.nack(message, false, true)),
       deadLetter: (receipt: Message.Receipt) => settle(receipt, (ch, message) => ch.nack(message, false, false)),

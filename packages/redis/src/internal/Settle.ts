@@ -24,6 +24,8 @@ export interface Timed {
 
 export interface Settle {
   readonly ack: (receipt: Message.Receipt) => Effect.Effect<void, MessagingError.MessagingError>
+  /** Acks of receipts of any queues, already gathered: one script call per queue (`Messaging.ackAll`). */
+  readonly ackAll: (receipts: ReadonlyArray<Message.Receipt>) => Effect.Effect<Outcome>
   readonly nack: (receipt: Message.Receipt, delayMs: number) => Effect.Effect<void, MessagingError.MessagingError>
   readonly deadLetter: (receipt: Message.Receipt) => Effect.Effect<void, MessagingError.MessagingError>
   readonly extend: (receipt: Message.Receipt, durationMs: number) => Effect.Effect<void, MessagingError.MessagingError>
@@ -36,7 +38,8 @@ export interface Settle {
 export const make = (
   redis: EffectRedis.Redis["Service"],
   keys: Keys,
-  group: string
+  group: string,
+  retryConnection: <A>(effect: Effect.Effect<A, MessagingError.MessagingError>) => Effect.Effect<A, MessagingError.MessagingError>
 ): Effect.Effect<Settle> =>
   Effect.gen(function*() {
     /** Checks the receipts (never sending a forged one), runs `call` on the rest, one Exit per item. */
@@ -72,7 +75,7 @@ export const make = (
 
     const untimed = (receipts: ReadonlyArray<Message.Receipt>) => receipts.map((receipt) => ({ receipt, ms: 0 }))
 
-    const ackAll = (receipts: ReadonlyArray<Message.Receipt>) =>
+    const ackQueue = (receipts: ReadonlyArray<Message.Receipt>) =>
       run("ack", untimed(receipts), (queue, args) => redis.eval(Scripts.ack)(keys.of(queue), group, args as ReadonlyArray<string>))
     const nackAll = (items: ReadonlyArray<Timed>) =>
       run("nack", items, (queue, args) => redis.eval(Scripts.nack)(keys.of(queue), group, args))
@@ -82,10 +85,10 @@ export const make = (
     const extendAll = (items: ReadonlyArray<Timed>) =>
       run("extend_visibility", items, (queue, args) => redis.eval(Scripts.extend)(keys.of(queue), group, args))
 
-    const ack = yield* Batching.make<Message.Receipt, void, MessagingError.MessagingError>({
-      key: (receipt) => `ack:${receipt.queue}`,
-      run: ackAll
-    })
+    const ackKey = (receipt: Message.Receipt) => `ack:${receipt.queue}`
+    const ack = yield* Batching.make<Message.Receipt, void, MessagingError.MessagingError>({ key: ackKey, run: ackQueue })
+    // A round trip cut off by a connection loss is tried again, as a single ack is (Redis.ts).
+    const ackAll = Batching.all({ key: ackKey, run: (receipts) => retryConnection(ackQueue(receipts)) })
     const nack = yield* Batching.make<Timed, void, MessagingError.MessagingError>({
       key: (item) => `nack:${item.receipt.queue}`,
       run: nackAll
@@ -101,6 +104,7 @@ export const make = (
 
     return {
       ack,
+      ackAll,
       nack: (receipt, ms) => nack({ receipt, ms }),
       deadLetter,
       extend: (receipt, ms) => extend({ receipt, ms }),

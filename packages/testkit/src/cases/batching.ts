@@ -23,6 +23,9 @@ const claimAll = (
     return claimed
   })
 
+const sorted = (messages: ReadonlyArray<Message.QueuedMessage>) =>
+  [...messages].sort((a, b) => Number(a.payload) - Number(b.payload))
+
 export const batching = ({ h, test }: Context) => {
   test("concurrent acks with one stale receipt among fresh ones: only its caller gets StaleReceipt", () =>
     Effect.gen(function*() {
@@ -69,6 +72,31 @@ export const batching = ({ h, test }: Context) => {
       const again = yield* claimAll(m, q, 1, long)
       assert.deepStrictEqual(again.map((message) => [message.payload, message.receiveCount]), [["nacked", 2]])
       yield* m.ack(again[0]!.receipt)
+    }))
+
+  test("ackAll acks receipts of two queues in one call, one Exit each in order; a stale, repeated, invalid or foreign one fails alone", () =>
+    Effect.gen(function*() {
+      const m = yield* Messaging.Messaging
+      const [q1, q2] = [yield* freshQueue, yield* freshQueue]
+      yield* m.sendBatch(q1, [1, 2, 3])
+      yield* m.sendBatch(q2, [4, 5])
+      const [a1, a2, a3] = sorted(yield* claimAll(m, q1, 3, long))
+      const [b1, b2] = sorted(yield* claimAll(m, q2, 2, long))
+      yield* m.ack(a3!.receipt)
+      const invalid = { ...a1!.receipt, queue: "not a queue!" as QueueName.QueueName }
+      const foreign = { ...a2!.receipt, provider: "elsewhere" }
+      const exits = yield* m.ackAll([a1!, b1!, a3!, a2!, b1!, b2!].map((message) => message.receipt).concat([invalid, foreign]))
+      const outcome = exits.map((exit) => Exit.isSuccess(exit) ? "ok" : Option.getOrUndefined(Exit.findErrorOption(exit))?._tag)
+      // A receipt given twice settles once; which of the two is the provider's to say.
+      const twice = [outcome[1], outcome[4]].sort()
+      assert.deepStrictEqual(twice, ["StaleReceipt", "ok"], "the repeated receipt settled once")
+      assert.deepStrictEqual(
+        [outcome[0], outcome[2], outcome[3], outcome[5], outcome[6], outcome[7]],
+        ["ok", "StaleReceipt", "ok", "ok", "InvalidQueueName", "ProviderError"]
+      )
+      assert.strictEqual((yield* m.stats(q1)).depth, 0)
+      assert.strictEqual((yield* m.stats(q2)).depth, 0)
+      assert.deepStrictEqual(yield* m.ackAll([]), [])
     }))
 
   test("concurrent acks interrupted half-way lose nothing: each message is acked or comes back", () =>
