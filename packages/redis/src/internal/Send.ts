@@ -1,11 +1,10 @@
 /**
- * Sending. Concurrent plain sends to a queue coalesce (core's `Batching`)
- * into one script call; a batch is one call of its own. A delayed send gets
- * its message ids here (UUIDs), since its entries are added to the stream
- * only when due.
+ * Sending. A plain send is one `XADD NOMKSTREAM`; a batch is one script
+ * call. A delayed send gets its message ids here (UUIDs), since its entries
+ * are added to the stream only when due.
  */
-import { Batching, Durations, type Message, type Messaging, type MessagingError, Payload, QueueName } from "@conveyor/core"
-import { Effect, Exit } from "effect"
+import { Durations, type Message, type Messaging, type MessagingError, Payload, QueueName } from "@conveyor/core"
+import { Effect } from "effect"
 import type * as EffectRedis from "effect/persistence/Redis"
 import { encodeHeaders } from "./Codec.ts"
 import { fromRedis, queueNotFound } from "./errors.ts"
@@ -25,17 +24,19 @@ export const make = (
   retryConnection: <A>(effect: Effect.Effect<A, MessagingError.MessagingError>) => Effect.Effect<A, MessagingError.MessagingError>
 ) =>
   Effect.gen(function*() {
-    /** Concurrent plain sends to a queue go out as one script call. */
-    const sendNow = yield* Batching.make<Outgoing, Message.MessageId, MessagingError.MessagingError>({
-      key: (outgoing) => `send:${outgoing.queue}`,
-      run: (items) => {
-        const queue = items[0].queue
-        return redis.eval(Scripts.send)(keys.of(queue), items.flatMap((item) => [item.text, item.headers])).pipe(
-          Effect.mapError(fromRedis("send", queue)),
-          Effect.map((ids) => ids === null ? items.map(() => Exit.fail(queueNotFound(queue))) : ids.map(Exit.succeed))
-        )
-      }
-    })
+    // One XADD each, not coalesced: node-redis writes the commands of one turn together anyway,
+    // and a lone send then takes no request, no fiber of a batch and no script (W1).
+    // NOMKSTREAM: a deleted queue's stream is not made again, the send is refused.
+    const sendNow = ({ headers, queue, text }: Outgoing) =>
+      Effect.flatMap(
+        Effect.mapError(
+          headers === ""
+            ? redis.send<string | null>("XADD", keys.of(queue).stream, "NOMKSTREAM", "*", "p", text)
+            : redis.send<string | null>("XADD", keys.of(queue).stream, "NOMKSTREAM", "*", "p", text, "h", headers),
+          fromRedis("send", queue)
+        ),
+        (id) => id === null ? Effect.fail(queueNotFound(queue)) : Effect.succeed(id as Message.MessageId)
+      )
 
     const sendDelayed = (queue: QueueName.QueueName, texts: ReadonlyArray<string>, headers: string, delayMs: number) => {
       const ids = texts.map(() => crypto.randomUUID())
