@@ -32,6 +32,7 @@ import { provider } from "./internal/Codec.ts"
 import { fromRedis } from "./internal/errors.ts"
 import * as Keys from "./internal/Keys.ts"
 import * as Queues from "./internal/Queues.ts"
+import * as Registrar from "./internal/Registrar.ts"
 import * as Send from "./internal/Send.ts"
 import * as Settle from "./internal/Settle.ts"
 import * as Subscription from "./internal/Subscription.ts"
@@ -106,6 +107,7 @@ export const make = (
 
     const settle = yield* Settle.make(redis, keys, group, retryConnection)
     const tracker = Tracker.make(settle)
+    const registrar = yield* Registrar.make(redis, keys, group, retryConnection)
     const claims = Claim.make(redis, keys, group, consumer, settle)
     const health = yield* SubscriptionRef.make<MessageNotification.PushHealth>(MessageNotification.PushHealth.Connected())
     const queues = Queues.make(redis, keys, group)
@@ -156,6 +158,7 @@ export const make = (
               consumer,
               claims,
               tracker,
+              registrar,
               health,
               reconnect,
               retryConnection,

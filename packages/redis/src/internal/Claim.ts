@@ -28,6 +28,14 @@ export interface Claims {
     visibilityMs: number,
     ensureWake?: boolean
   ) => Effect.Effect<Claim, MessagingError.MessagingError>
+  /** Claimed entries as messages, and the receipts of those that are not Conveyor messages. */
+  readonly toMessages: (
+    queue: QueueName.QueueName,
+    claimed: ReadonlyArray<Claimed>,
+    visibleUntil: Date
+  ) => { readonly messages: Array<Message.QueuedMessage>; readonly foreign: ReadonlyArray<Message.Receipt> }
+  /** Dead-letters entries that are not Conveyor messages (`toMessages`' `foreign`), logging what it did. */
+  readonly deadLetterForeign: (queue: QueueName.QueueName, foreign: ReadonlyArray<Message.Receipt>) => Effect.Effect<void>
   /** Claimed entries as messages; the ones that are not Conveyor messages are dead-lettered. */
   readonly decode: (
     queue: QueueName.QueueName,
@@ -43,7 +51,7 @@ export const make = (
   consumer: string,
   settle: Settle
 ): Claims => {
-  const decode: Claims["decode"] = (queue, claimed, visibleUntil) => {
+  const toMessages: Claims["toMessages"] = (queue, claimed, visibleUntil) => {
     const messages: Array<Message.QueuedMessage> = []
     const foreign: Array<Message.Receipt> = []
     for (const entry of claimed) {
@@ -54,11 +62,18 @@ export const make = (
       }
       foreign.push({ provider: "redis", queue, messageId: entry.entry, token: { entry: entry.entry, count: String(entry.count) } })
     }
-    return foreign.length === 0 ? Effect.succeed(messages) : settle.deadLetterAll(foreign).pipe(
+    return { messages, foreign }
+  }
+
+  const deadLetterForeign: Claims["deadLetterForeign"] = (queue, foreign) =>
+    settle.deadLetterAll(foreign).pipe(
       Effect.andThen(Effect.logWarning(`Dead-lettered ${foreign.length} entries of queue ${queue} that are not Conveyor messages`)),
-      Effect.catch((error) => Effect.logWarning(`Could not dead-letter foreign entries of queue ${queue}: ${error.message}`)),
-      Effect.as(messages)
+      Effect.catch((error) => Effect.logWarning(`Could not dead-letter foreign entries of queue ${queue}: ${error.message}`))
     )
+
+  const decode: Claims["decode"] = (queue, claimed, visibleUntil) => {
+    const { foreign, messages } = toMessages(queue, claimed, visibleUntil)
+    return foreign.length === 0 ? Effect.succeed(messages) : Effect.as(deadLetterForeign(queue, foreign), messages)
   }
 
   const step: Claims["step"] = (queue, max, visibilityMs, ensureWake = false) =>
@@ -71,5 +86,5 @@ export const make = (
       Effect.uninterruptible
     )
 
-  return { step, decode }
+  return { step, toMessages, deadLetterForeign, decode }
 }

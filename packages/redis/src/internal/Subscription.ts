@@ -5,9 +5,9 @@
  * (delayed sends and nacks write there), up to `prefetch` entries per queue,
  * for at most the time until the next known due time, and at most
  * `blockTimeout`. Entries read are emitted at once, and their deadlines are
- * registered by one script call per queue sent right after the read
- * (claimScripts.register: deferred registration; a settle that overtakes it finds
- * the claim live). A read reply lost with its connection leaves entries
+ * registered by one script call per queue sent right after the read, by the
+ * layer's registrar (claimScripts.register: deferred registration; a settle
+ * that overtakes it finds the claim live). A read reply lost with its connection leaves entries
  * pending without a deadline: the claim step's janitor gives them one within
  * a few seconds (claimScripts.claim), so nothing is stranded.
  *
@@ -32,7 +32,7 @@ import type { Claims } from "./Claim.ts"
 import { type Claimed, streamsOf } from "./Codec.ts"
 import { fromRedis, isReply } from "./errors.ts"
 import type { Keys } from "./Keys.ts"
-import * as Scripts from "./claimScripts.ts"
+import type { Registrar } from "./Registrar.ts"
 import type { Tracker } from "./Tracker.ts"
 
 export interface SubscriptionDeps {
@@ -42,6 +42,7 @@ export interface SubscriptionDeps {
   readonly consumer: string
   readonly claims: Claims
   readonly tracker: Tracker
+  readonly registrar: Registrar
   readonly health: SubscriptionRef.SubscriptionRef<MessageNotification.PushHealth>
   readonly reconnect: Schedule.Schedule<unknown, unknown>
   readonly retryConnection: <A>(effect: Effect.Effect<A, MessagingError.MessagingError>) => Effect.Effect<A, MessagingError.MessagingError>
@@ -82,6 +83,7 @@ export const subscribe = (
     /** Queues whose next claim step creates the group on their wake stream (at start, after NOGROUP). */
     const ensureWake = new Set<QueueName.QueueName>(unique)
     const held = deps.tracker.open()
+    const clock = yield* Effect.clockWith(Effect.succeed)
     let reserved: Reserved | undefined
     let lost = false
 
@@ -171,32 +173,24 @@ export const subscribe = (
      * awaited) and decoded; a wake signal makes the queue's next step a claim step (which
      * acknowledges the signal).
      */
-    const took = (reply: unknown, readAt: number) =>
-      Effect.gen(function*() {
-        const out: Array<Message.QueuedMessage> = []
-        const visibleUntil = new Date(readAt + visibilityMs)
-        for (const [key, entries] of streamsOf(reply)) {
-          const woken = ofWake.get(key)
-          if (woken !== undefined) pending.add(woken)
-          const queue = ofStream.get(key)
-          if (queue === undefined || entries.length === 0) continue
-          const claimed = entries.map(([entry, fields]): Claimed => ({ entry, count: 1, fields: fields ?? [] }))
-          // After a yield: the entries reach the subscriber before the registration's write.
-          yield* Effect.forkDetach(Effect.andThen(Effect.yieldNow, register(queue, claimed)), { startImmediately: true })
-          out.push(...(yield* deps.claims.decode(queue, claimed, visibleUntil)))
-        }
-        return out
-      })
-
-    // Detached: the deadline must be written even when the subscription ends meanwhile.
-    const register = (queue: QueueName.QueueName, claimed: ReadonlyArray<Claimed>) =>
-      deps.retryConnection(
-        deps.redis.eval(Scripts.register)(deps.keys.of(queue), deps.group, visibilityMs, claimed.map((c) => c.entry)).pipe(
-          Effect.mapError(fromRedis("subscribe", queue))
-        )
-      ).pipe(
-        Effect.catch((error) => Effect.logWarning(`Could not register ${claimed.length} deliveries of ${queue} (the janitor will): ${error.message}`))
-      )
+    const took = (reply: unknown, readAt: number): Effect.Effect<Messages> => {
+      const out: Array<Message.QueuedMessage> = []
+      let deadLetters: Effect.Effect<void> | undefined
+      const visibleUntil = new Date(readAt + visibilityMs)
+      for (const [key, entries] of streamsOf(reply)) {
+        const woken = ofWake.get(key)
+        if (woken !== undefined) pending.add(woken)
+        const queue = ofStream.get(key)
+        if (queue === undefined || entries.length === 0) continue
+        const claimed = entries.map(([entry, fields]): Claimed => ({ entry, count: 1, fields: fields ?? [] }))
+        // Sent from the registrar's next turn: the entries reach the subscriber before its write.
+        deps.registrar.register({ queue, visibilityMs, entries: claimed.map((c) => c.entry) })
+        const { foreign, messages } = deps.claims.toMessages(queue, claimed, visibleUntil)
+        out.push(...messages)
+        if (foreign.length > 0) deadLetters = Effect.andThen(deadLetters ?? Effect.void, deps.claims.deadLetterForeign(queue, foreign))
+      }
+      return deadLetters === undefined ? Effect.succeed(out) : Effect.as(deadLetters, out)
+    }
 
     /** A failed read: the connection is dropped; a lost one degrades push health, every queue is claimed again. */
     const failed = (error: EffectRedis.RedisError) =>
@@ -234,24 +228,24 @@ export const subscribe = (
       const { connection: conn, id } = yield* connection
       const unblock = Effect.ignore(deps.redis.send("CLIENT", "UNBLOCK", id))
       const block = String(Math.max(1, Math.ceil(waitMs)))
+      // Past the reply, no generator step: it is on the way from a send to its handler (W1).
       return yield* Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function*() {
-          const fiber = yield* Effect.forkDetach(
+        Effect.flatMap(
+          Effect.forkDetach(
             conn.send<unknown>("XREADGROUP", "GROUP", deps.group, deps.consumer, "COUNT", String(prefetch), "BLOCK", block, ...readArgs),
             { startImmediately: true }
-          )
-          // A due time ends the wait on our clock, not on Redis's next timer tick.
-          const reply = byDueTime
-            ? Effect.raceFirst(Fiber.join(fiber), Effect.sleep(Duration.millis(waitMs)).pipe(Effect.andThen(unblock), Effect.andThen(Effect.never)))
-            : Fiber.join(fiber)
-          const result = yield* Effect.result(restore(reply).pipe(Effect.onInterrupt(() => takeBack(fiber, unblock))))
-          if (result._tag === "Failure") {
-            yield* failed(result.failure)
-            return []
+          ),
+          (fiber) => {
+            // A due time ends the wait on our clock, not on Redis's next timer tick.
+            const reply = byDueTime
+              ? Effect.raceFirst(Fiber.join(fiber), Effect.sleep(Duration.millis(waitMs)).pipe(Effect.andThen(unblock), Effect.andThen(Effect.never)))
+              : Fiber.join(fiber)
+            return Effect.matchEffect(restore(reply).pipe(Effect.onInterrupt(() => takeBack(fiber, unblock))), {
+              onFailure: (error) => Effect.as(failed(error), []),
+              onSuccess: (result) => result === null ? Effect.succeed([]) : took(result, clock.currentTimeMillisUnsafe())
+            })
           }
-          if (result.success === null) return []
-          return yield* took(result.success, yield* Clock.currentTimeMillis)
-        })
+        )
       )
     })
 
