@@ -4,7 +4,7 @@
  * are added to the stream only when due.
  */
 import { Durations, type Message, type Messaging, type MessagingError, Payload, QueueName } from "@conveyor/core"
-import { Effect } from "effect"
+import { Effect, Result } from "effect"
 import type * as EffectRedis from "effect/persistence/Redis"
 import { encodeHeaders } from "./Codec.ts"
 import { fromRedis, queueNotFound } from "./errors.ts"
@@ -49,14 +49,22 @@ export const make = (
       )
     }
 
-    const send = Effect.fnUntraced(function*(name: QueueName.QueueName, payload: Message.Json, opts?: Messaging.SendOptions) {
-      const queue = yield* QueueName.make(name)
-      const text = yield* Payload.encode(queue, payload, maxBytes)
-      const headers = encodeHeaders(opts?.headers)
-      const delayMs = Durations.millis(opts?.delay)
-      if (delayMs > 0) return (yield* sendDelayed(queue, [text], headers, delayMs))[0]!
-      return yield* retryConnection(sendNow({ queue, text, headers }))
-    })
+    // Not a generator: it runs for every message of a workflow.
+    const send = (name: QueueName.QueueName, payload: Message.Json, opts?: Messaging.SendOptions) =>
+      Effect.suspend((): Effect.Effect<Message.MessageId, MessagingError.MessagingError> => {
+        const valid = QueueName.validate(name)
+        if (Result.isFailure(valid)) return Effect.fail(valid.failure)
+        const queue = valid.success
+        const headers = encodeHeaders(opts?.headers)
+        const delayMs = Durations.millis(opts?.delay)
+        return Effect.flatMap(
+          Payload.encode(queue, payload, maxBytes),
+          (text) =>
+            delayMs > 0
+              ? Effect.map(sendDelayed(queue, [text], headers, delayMs), (ids) => ids[0]!)
+              : retryConnection(sendNow({ queue, text, headers }))
+        )
+      })
 
     const sendBatch = Effect.fnUntraced(function*(
       name: QueueName.QueueName,
