@@ -218,44 +218,44 @@ export const subscribe = (
         Effect.ignore
       )
 
-    const read = Effect.gen(function*() {
+    // No generator step from here to the emission: it is on the way from a send to its handler,
+    // and on every read of a drain (W1, W3).
+    const read = Effect.suspend((): Effect.Effect<Messages, MessagingError.MessagingError> => {
       // Issued at once, not after a scheduler round: node-redis writes a command in a
       // `setImmediate` after the turn that sent it, so the handlers of what was just emitted
       // still start before this read's write, and the read is on the wire a round sooner
       // (W2@16: +3–10% msg/s in paired bench runs).
-      const { byDueTime, waitMs } = markDue(yield* Clock.currentTimeMillis)
-      if (pending.size > 0) return []
-      const { connection: conn, id } = yield* connection
-      const unblock = Effect.ignore(deps.redis.send("CLIENT", "UNBLOCK", id))
-      const block = String(Math.max(1, Math.ceil(waitMs)))
-      // Past the reply, no generator step: it is on the way from a send to its handler (W1).
-      return yield* Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(
-          Effect.forkDetach(
-            conn.send<unknown>("XREADGROUP", "GROUP", deps.group, deps.consumer, "COUNT", String(prefetch), "BLOCK", block, ...readArgs),
-            { startImmediately: true }
-          ),
-          (fiber) => {
-            // A due time ends the wait on our clock, not on Redis's next timer tick.
-            const reply = byDueTime
-              ? Effect.raceFirst(Fiber.join(fiber), Effect.sleep(Duration.millis(waitMs)).pipe(Effect.andThen(unblock), Effect.andThen(Effect.never)))
-              : Fiber.join(fiber)
-            return Effect.matchEffect(restore(reply).pipe(Effect.onInterrupt(() => takeBack(fiber, unblock))), {
-              onFailure: (error) => Effect.as(failed(error), []),
-              onSuccess: (result) => result === null ? Effect.succeed([]) : took(result, clock.currentTimeMillisUnsafe())
-            })
-          }
+      const { byDueTime, waitMs } = markDue(clock.currentTimeMillisUnsafe())
+      if (pending.size > 0) return Effect.succeed([])
+      return Effect.flatMap(connection, ({ connection: conn, id }) => {
+        const unblock = Effect.ignore(deps.redis.send("CLIENT", "UNBLOCK", id))
+        const block = String(Math.max(1, Math.ceil(waitMs)))
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(
+            Effect.forkDetach(
+              conn.send<unknown>("XREADGROUP", "GROUP", deps.group, deps.consumer, "COUNT", String(prefetch), "BLOCK", block, ...readArgs),
+              { startImmediately: true }
+            ),
+            (fiber) => {
+              // A due time ends the wait on our clock, not on Redis's next timer tick.
+              const reply = byDueTime
+                ? Effect.raceFirst(Fiber.join(fiber), Effect.sleep(Duration.millis(waitMs)).pipe(Effect.andThen(unblock), Effect.andThen(Effect.never)))
+                : Fiber.join(fiber)
+              return Effect.matchEffect(restore(reply).pipe(Effect.onInterrupt(() => takeBack(fiber, unblock))), {
+                onFailure: (error) => Effect.as(failed(error), []),
+                onSuccess: (result) => result === null ? Effect.succeed([]) : took(result, clock.currentTimeMillisUnsafe())
+              })
+            }
+          )
         )
-      )
+      })
     })
 
-    const pull = Effect.gen(function*() {
-      while (true) {
-        const out: Messages = pending.size > 0 ? yield* claimPending : yield* read
-        if (Arr.isReadonlyArrayNonEmpty(out)) {
-          return Arr.map(out, (message): MessageNotification.MessageNotification => MessageNotification.Message({ message }))
-        }
-      }
-    })
+    const step = Effect.suspend(() => pending.size > 0 ? claimPending : read)
+    const emitted = (out: Messages): Effect.Effect<Arr.NonEmptyReadonlyArray<MessageNotification.MessageNotification>, MessagingError.MessagingError> =>
+      Arr.isReadonlyArrayNonEmpty(out)
+        ? Effect.succeed(Arr.map(out, (message): MessageNotification.MessageNotification => MessageNotification.Message({ message })))
+        : Effect.flatMap(step, emitted)
+    const pull = Effect.flatMap(step, emitted)
     return Stream.fromPull(Effect.succeed(pull))
   }))
