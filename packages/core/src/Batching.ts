@@ -17,7 +17,7 @@
  *
  * `all` runs items its caller already gathered (`Messaging.ackAll`): no
  * request per item, which is most of what a call costs here (W2@16 on Redis:
- * acks gathered by `Consumer.run` drain ~1.6× as fast as one call per ack).
+ * acks gathered by `Consumer.run` drain ~1.35× as fast as one call per ack).
  */
 import { Array as Arr, Effect, Exit, Request, RequestResolver, Semaphore } from "effect"
 
