@@ -170,20 +170,20 @@ export const run = <E, R>(
       const outcome = {
         onSuccess: (_: void) => {
           ran()
-          const rest = settles.handOffAck(held!)
-          held = undefined
-          return rest
+          return handedOver(settles.handOffAck(held!))
         },
         onFailure: (cause: Cause.Cause<E>) => {
           ran()
           return handOff(held!, afterFailure(held!, cause))
         }
       }
-      const handOff = (message: QueuedMessage, settle: Effect.Effect<void, MessagingError>) => {
-        const rest = settles.handOff(message, settle)
+      // The settles hold the message from the hand-over on, the worker no longer.
+      const handedOver = (rest: Effect.Effect<void, MessagingError>) => {
         held = undefined
         return rest
       }
+      const handOff = (message: QueuedMessage, settle: Effect.Effect<void, MessagingError>) =>
+        handedOver(settles.handOff(message, settle))
       const handle = (message: QueuedMessage): Effect.Effect<void, MessagingError, R> => {
         hold(message)
         if (message.receiveCount > o.maxReceives) return handOff(message, Effect.uninterruptible(deadLetter(message)))

@@ -9,6 +9,21 @@ import { type InvalidQueueName, ProviderError, StaleReceipt } from "./MessagingE
 import * as QueueName from "./QueueName.ts"
 
 /**
+ * Why a receipt's queue is not a valid name, or `undefined`. It remembers the last name found
+ * valid, so settling a stream of receipts of one queue checks its name once.
+ */
+const queueCheck = () => {
+  let valid: string | undefined
+  return (receipt: Receipt): InvalidQueueName | undefined => {
+    if (receipt.queue === valid) return undefined
+    const queue = QueueName.validate(receipt.queue)
+    if (Result.isFailure(queue)) return queue.failure
+    valid = queue.success
+    return undefined
+  }
+}
+
+/**
  * `settle` (ack, nack, extendVisibility) run only on a receipt whose queue is a valid name, or
  * the dead-letter queue of one; otherwise `InvalidQueueName` and nothing is touched. A
  * receipt's fields can be forged with a cast as a queue name can, and its token must never be
@@ -18,14 +33,10 @@ export const checked = <Args extends ReadonlyArray<unknown>, A, E, R>(
   settle: (receipt: Receipt, ...args: Args) => Effect.Effect<A, E, R>
 ) =>
 {
-  // The last name found valid, so settling a stream of receipts of one queue checks its name once.
-  let valid: string | undefined
+  const invalid = queueCheck()
   return (receipt: Receipt, ...args: Args): Effect.Effect<A, E | InvalidQueueName, R> => {
-    if (receipt.queue === valid) return settle(receipt, ...args)
-    const queue = QueueName.validate(receipt.queue)
-    if (Result.isFailure(queue)) return Effect.fail(queue.failure)
-    valid = queue.success
-    return settle(receipt, ...args)
+    const error = invalid(receipt)
+    return error === undefined ? settle(receipt, ...args) : Effect.fail(error)
   }
 }
 
@@ -37,14 +48,7 @@ export const checkedAll = <A, E, R>(
   settleAll: (receipts: ReadonlyArray<Receipt>) => Effect.Effect<ReadonlyArray<Exit.Exit<A, E>>, never, R>
 ) =>
 {
-  let valid: string | undefined
-  const invalid = (receipt: Receipt): InvalidQueueName | undefined => {
-    if (receipt.queue === valid) return undefined
-    const queue = QueueName.validate(receipt.queue)
-    if (Result.isFailure(queue)) return queue.failure
-    valid = queue.success
-    return undefined
-  }
+  const invalid = queueCheck()
   return (receipts: ReadonlyArray<Receipt>) => refusing(receipts, invalid, settleAll)
 }
 
