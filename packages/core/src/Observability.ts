@@ -4,7 +4,7 @@
  * providers build their raw service and pass it through `instrument`.
  */
 import { Context, Effect, Exit, type Fiber, Metric, Option, Stream, Tracer } from "effect"
-import type { QueuedMessage } from "./Message.ts"
+import type { MessageId, QueuedMessage } from "./Message.ts"
 import type { Messaging, SendOptions } from "./Messaging.ts"
 import * as TraceContext from "./TraceContext.ts"
 import type { QueueName } from "./QueueName.ts"
@@ -108,11 +108,6 @@ const countAck = Effect.withFiber((fiber) => {
   return Effect.void
 })
 
-/** One send counted, the same way. */
-const countSent = Effect.withFiber((fiber) => {
-  messagesSent.updateUnsafe(1, fiber.context)
-  return Effect.void
-})
 
 /** Wraps every operation of a provider's service in a span and counts what moved. */
 export const instrument = (service: Messaging["Service"]): Messaging["Service"] => {
@@ -125,18 +120,22 @@ export const instrument = (service: Messaging["Service"]): Messaging["Service"] 
     listQueues: service.listQueues.pipe(span(system, "list_queues")),
     purgeQueue: (queue) => service.purgeQueue(queue).pipe(span(system, "purge", queue)),
     // A send nobody could see (no parent span, so no trace to carry either) is one step: it runs
-    // once per message of a workflow, and W1 waits on it.
+    // once per message of a workflow, and W1 waits on it. It is counted in the fiber that sent it.
     send: (queue, payload, options) =>
-      Effect.withFiber((fiber) =>
-        observable(fiber)
+      Effect.withFiber((fiber) => {
+        const counted = (id: MessageId) => {
+          messagesSent.updateUnsafe(1, fiber.context)
+          return id
+        }
+        return observable(fiber)
           ? spanned(
-            Effect.flatMap(traced(options), (traced) => Effect.tap(service.send(queue, payload, traced), countSent)),
+            Effect.flatMap(traced(options), (traced) => Effect.map(service.send(queue, payload, traced), counted)),
             system,
             "send",
             queue
           )
-          : Effect.tap(service.send(queue, payload, options), countSent)
-      ),
+          : Effect.map(service.send(queue, payload, options), counted)
+      }),
     sendBatch: (queue, payloads, options) =>
       Effect.flatMap(traced(options), (traced) => service.sendBatch(queue, payloads, traced)).pipe(
         Effect.tap((ids) => Metric.update(messagesSent, ids.length)),
@@ -157,7 +156,8 @@ export const instrument = (service: Messaging["Service"]): Messaging["Service"] 
     ack: (receipt) => Effect.andThen(service.ack(receipt), countAck),
     ackAll: (receipts) =>
       Effect.tap(service.ackAll(receipts), (exits) => {
-        const acked = exits.filter(Exit.isSuccess).length
+        let acked = 0
+        for (const exit of exits) if (Exit.isSuccess(exit)) acked++
         return acked === 0 ? Effect.void : Metric.update(messagesAcked, acked)
       }),
     nack: (receipt, options) =>

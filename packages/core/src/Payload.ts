@@ -3,7 +3,7 @@
  * functions and `undefined`, turns `NaN` into `null` and throws on bigint and
  * cycles, so every value is walked and refused with the path of the offence.
  */
-import { Effect } from "effect"
+import { Effect, Result } from "effect"
 import type { Json } from "./Message.ts"
 import { InvalidPayload, MessageTooLarge } from "./MessagingError.ts"
 import type { QueueName } from "./QueueName.ts"
@@ -93,12 +93,17 @@ export const validate = (payload: unknown): Effect.Effect<Json, InvalidPayload> 
       : Effect.fail(findProblem(payload, "$", new Set()) ?? new InvalidPayload({ path: "$", message: "Payload is not JSON" }))
   )
 
-/** The text of `payload`, or why it is refused: validated, encoded, within `maxBytes` in UTF-8. */
+/**
+ * The text of `payload`, or why it is refused: validated, encoded, within `maxBytes` in UTF-8.
+ * A text of at most `maxBytes / 3` characters fits without counting (a UTF-16 unit is at most
+ * three UTF-8 bytes): workflow payloads are small, and this runs once per send.
+ */
 const encodeOne = (queue: QueueName, payload: unknown, maxBytes: number): string | InvalidPayload | MessageTooLarge => {
   if (!isJson(payload, [])) {
     return findProblem(payload, "$", new Set()) ?? new InvalidPayload({ path: "$", message: "Payload is not JSON" })
   }
   const text = JSON.stringify(payload)
+  if (text.length * 3 <= maxBytes) return text
   const bytes = Buffer.byteLength(text, "utf8")
   return bytes > maxBytes
     ? new MessageTooLarge({
@@ -108,6 +113,19 @@ const encodeOne = (queue: QueueName, payload: unknown, maxBytes: number): string
       message: `Message for queue ${queue} is ${bytes} bytes, over the limit of ${maxBytes}`
     })
     : text
+}
+
+/**
+ * `encode` as a value rather than an effect, for a provider's per-message path to check and
+ * encode in the step it already runs.
+ */
+export const encodeResult = (
+  queue: QueueName,
+  payload: unknown,
+  maxBytes: number
+): Result.Result<string, InvalidPayload | MessageTooLarge> => {
+  const encoded = encodeOne(queue, payload, maxBytes)
+  return typeof encoded === "string" ? Result.succeed(encoded) : Result.fail(encoded)
 }
 
 /** Validates, encodes and enforces the provider's size limit in UTF-8 bytes. */

@@ -1,6 +1,6 @@
 import { Payload, QueueName } from "@conveyor/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Result } from "effect"
 
 const q = QueueName.makeUnsafe("payloads")
 
@@ -39,5 +39,22 @@ describe("Payload", () => {
       const error = yield* Effect.flip(Payload.encode(q, text, 13))
       assert.strictEqual(error._tag, "MessageTooLarge")
       if (error._tag === "MessageTooLarge") assert.strictEqual(error.bytes, 14)
+    }))
+
+  it.effect("encodeResult answers what encode does: a text is counted once it could exceed the limit", () =>
+    Effect.gen(function*() {
+      // "😀€" as JSON: 5 UTF-16 units (limit 15 and up fit uncounted), 9 UTF-8 bytes.
+      for (const maxBytes of [8, 9, 14, 15, 16]) {
+        const result = Payload.encodeResult(q, "😀€", maxBytes)
+        const effect = yield* Effect.result(Payload.encode(q, "😀€", maxBytes))
+        assert.deepStrictEqual(result, effect)
+        if (maxBytes < 9) {
+          assert.isTrue(Result.isFailure(result))
+          if (Result.isFailure(result) && result.failure._tag === "MessageTooLarge") assert.strictEqual(result.failure.bytes, 9)
+        } else {
+          assert.deepStrictEqual(result, Result.succeed(JSON.stringify("😀€")))
+        }
+      }
+      assert.strictEqual(Result.isFailure(Payload.encodeResult(q, { n: Number.NaN }, 100)), true)
     }))
 })

@@ -27,15 +27,16 @@ export const make = (
     // One XADD each, not coalesced: node-redis writes the commands of one turn together anyway,
     // and a lone send then takes no request, no fiber of a batch and no script (W1).
     // NOMKSTREAM: a deleted queue's stream is not made again, the send is refused.
+    // The reply is read in one step, whichever way it went (it runs for every message of a workflow).
     const sendNow = ({ headers, queue, text }: Outgoing) =>
-      Effect.flatMap(
-        Effect.mapError(
-          headers === ""
-            ? redis.send<string | null>("XADD", keys.of(queue).stream, "NOMKSTREAM", "*", "p", text)
-            : redis.send<string | null>("XADD", keys.of(queue).stream, "NOMKSTREAM", "*", "p", text, "h", headers),
-          fromRedis("send", queue)
-        ),
-        (id) => id === null ? Effect.fail(queueNotFound(queue)) : Effect.succeed(id as Message.MessageId)
+      Effect.matchEffect(
+        headers === ""
+          ? redis.send<string | null>("XADD", keys.of(queue).stream, "NOMKSTREAM", "*", "p", text)
+          : redis.send<string | null>("XADD", keys.of(queue).stream, "NOMKSTREAM", "*", "p", text, "h", headers),
+        {
+          onFailure: (error) => Effect.fail(fromRedis("send", queue)(error)),
+          onSuccess: (id) => id === null ? Effect.fail(queueNotFound(queue)) : Effect.succeed(id as Message.MessageId)
+        }
       )
 
     const sendDelayed = (queue: QueueName.QueueName, texts: ReadonlyArray<string>, headers: string, delayMs: number) => {
@@ -55,15 +56,14 @@ export const make = (
         const valid = QueueName.validate(name)
         if (Result.isFailure(valid)) return Effect.fail(valid.failure)
         const queue = valid.success
+        const encoded = Payload.encodeResult(queue, payload, maxBytes)
+        if (Result.isFailure(encoded)) return Effect.fail(encoded.failure)
+        const text = encoded.success
         const headers = encodeHeaders(opts?.headers)
         const delayMs = Durations.millis(opts?.delay)
-        return Effect.flatMap(
-          Payload.encode(queue, payload, maxBytes),
-          (text) =>
-            delayMs > 0
-              ? Effect.map(sendDelayed(queue, [text], headers, delayMs), (ids) => ids[0]!)
-              : retryConnection(sendNow({ queue, text, headers }))
-        )
+        return delayMs > 0
+          ? Effect.map(sendDelayed(queue, [text], headers, delayMs), (ids) => ids[0]!)
+          : retryConnection(sendNow({ queue, text, headers }))
       })
 
     const sendBatch = Effect.fnUntraced(function*(

@@ -53,8 +53,10 @@ export const make = (
         const args: Array<string | number> = []
         const sent: Array<number> = []
         const queue = items[0]?.receipt.queue
+        // One queue per call: its name is checked once, and every receipt must name it.
+        const named = queue !== undefined && QueueName.is(queue)
         items.forEach(({ ms, receipt }, i) => {
-          if (receipt.provider !== provider || !isToken(receipt.token) || !QueueName.is(receipt.queue) || receipt.queue !== queue) {
+          if (receipt.provider !== provider || !isToken(receipt.token) || !named || receipt.queue !== queue) {
             results.push(Exit.fail(Receipts.foreign(receipt, provider, operation)))
             return
           }
@@ -88,7 +90,8 @@ export const make = (
     const ackKey = (receipt: Message.Receipt) => `ack:${receipt.queue}`
     const ack = yield* Batching.make<Message.Receipt, void, MessagingError.MessagingError>({ key: ackKey, run: ackQueue })
     // A round trip cut off by a connection loss is tried again, as a single ack is (Redis.ts).
-    const ackAll = Batching.all({ key: ackKey, run: (receipts) => retryConnection(ackQueue(receipts)) })
+    // Only acks pass through it: one round trip per queue.
+    const ackAll = Batching.all({ key: (receipt: Message.Receipt) => receipt.queue, run: (receipts) => retryConnection(ackQueue(receipts)) })
     const nack = yield* Batching.make<Timed, void, MessagingError.MessagingError>({
       key: (item) => `nack:${item.receipt.queue}`,
       run: nackAll
