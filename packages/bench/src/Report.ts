@@ -28,7 +28,7 @@ export const section = (s: Section, get: Lookup): string => {
     "",
     `Counts: W1 ${s.counts.latencySamples} samples after ${s.counts.latencyWarmup} warm-up; W2 ${
       s.counts.drainMessages.toLocaleString("en-US")
-    } messages; W3 ${s.counts.chains} chains × ${s.counts.hops} hops, ${s.counts.chainConcurrency} handlers.`,
+    } messages after 1,000; W3 ${s.counts.chains} chains × ${s.counts.hops} hops, ${s.counts.chainConcurrency} handlers, after the same run once.`,
     "",
     ...s.provider.subjects.filter((subject) => s.subjects.includes(subject.name)).map((subject) =>
       `- **${subject.name}**: ${subject.config}`

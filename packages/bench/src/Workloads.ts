@@ -12,9 +12,13 @@
  *   first hop of every chain is sent in one batch. msgs/s from that batch to
  *   the last settle; hop latency = a hop's send → its handler start.
  * Each runs after a warm-up of the same kind (W1: `latencyWarmup` samples on
- * the same queue; W2: 1,000 messages, W3: every chain for 5 hops, each on a
+ * the same queue; W2: 1,000 messages, W3: the whole run once, each on a
  * queue of its own): the JIT, pools and listeners are warm, as in a service
- * that has been running.
+ * that has been running. W3's warm-up is its full length because its
+ * measured run is short (3,000 messages, ~0.1 s on Redis): after a warm-up of
+ * 5 hops, V8 still compiled ~220 functions of Conveyor's path and ~110 of the
+ * raw loop's during it (`--trace-opt`), on the cores the server needs too;
+ * after one of 30 hops, ~140 and ~50 (DESIGN §9).
  */
 import { Deferred, Effect, Exit, Queue } from "effect"
 import type { Connection, Hop, Subject } from "./Pipe.ts"
@@ -182,7 +186,7 @@ export const measure = (
         return { workload, concurrency, messages: counts.drainMessages, msgPerSec }
       }
       case "w3": {
-        yield* chainRun(connection, counts.chains, Math.min(5, counts.hops), counts.chainConcurrency, counts)
+        yield* chainRun(connection, counts.chains, counts.hops, counts.chainConcurrency, counts)
         return yield* chainRun(connection, counts.chains, counts.hops, counts.chainConcurrency, counts)
       }
     }
