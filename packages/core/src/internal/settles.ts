@@ -85,8 +85,9 @@ export const make = (context: Context.Context<never>, acks: Acks): Settles => {
   const started = (settle: Settle) => {
     inFlight.push(settle)
     const exit = settle.poll()
-    const own = exit === undefined ? Effect.void : ended(settle, exit)
-    return inFlight.length < depth ? own : Effect.andThen(own, waitFor(inFlight[0]!))
+    const own = exit === undefined ? undefined : ended(settle, exit)
+    if (inFlight.length < depth) return own ?? Effect.void
+    return own === undefined ? waitFor(inFlight[0]!) : Effect.andThen(own, waitFor(inFlight[0]!))
   }
 
   const handOff = (message: QueuedMessage, settle: Effect.Effect<void, MessagingError>) => {
