@@ -123,17 +123,21 @@ const runGroups = <I, A, E>(
   run: (group: Arr.NonEmptyReadonlyArray<I>) => Effect.Effect<ReadonlyArray<Exit.Exit<A, E>>, E>
 ): Effect.Effect<ReadonlyArray<Exit.Exit<A, E>>> => {
   const results = new Array<Exit.Exit<A, E>>(items.length)
-  return Effect.as(
-    Effect.forEach(groups, (indices) => {
-      const group = indices.map((at) => items[at]!) as unknown as Arr.NonEmptyReadonlyArray<I>
-      return Effect.map(
-        Effect.exit(run(group)),
-        (exit) => indices.forEach((at, i) => results[at] = Exit.isSuccess(exit) ? exit.value[i] ?? missing : Exit.failCause(exit.cause))
-      )
-      // One group (the usual case) runs in the caller's fiber: a forked one starts a scheduler turn later.
-    }, { concurrency: groups.length > 1 ? "unbounded" : 1, discard: true }),
-    results
-  )
+  const runGroup = (indices: ReadonlyArray<number>) => {
+    const group = indices.map((at) => items[at]!) as unknown as Arr.NonEmptyReadonlyArray<I>
+    return Effect.map(
+      Effect.exit(run(group)),
+      (exit) => {
+        indices.forEach((at, i) => results[at] = Exit.isSuccess(exit) ? exit.value[i] ?? missing : Exit.failCause(exit.cause))
+        return results
+      }
+    )
+  }
+  // One group (the usual case) runs in the caller's fiber, in one step: a forked one starts a
+  // scheduler turn later.
+  return groups.length === 1
+    ? runGroup(groups[0]!)
+    : Effect.as(Effect.forEach(groups, runGroup, { concurrency: "unbounded", discard: true }), results)
 }
 
 /**
