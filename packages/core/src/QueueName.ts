@@ -46,6 +46,21 @@ export const validate = (name: string): Result.Result<QueueName, InvalidQueueNam
 
 export const make = (name: string): Effect.Effect<QueueName, InvalidQueueName> => Effect.fromResult(validate(name))
 
+/**
+ * Why a name is not valid, or `undefined`; the check remembers the last name it found valid, so
+ * a stream of sends or settles to one queue checks the name once (a send runs per message).
+ */
+export const checker = (): (name: string) => InvalidQueueName | undefined => {
+  let valid: string | undefined
+  return (name) => {
+    if (name === valid) return undefined
+    const why = problem(name)
+    if (why !== undefined) return invalid(name, why)
+    valid = name
+    return undefined
+  }
+}
+
 /** For names known at compile time; throws `InvalidQueueName` otherwise. */
 export const makeUnsafe = (name: string): QueueName => {
   const why = problem(name)

@@ -3,24 +3,15 @@
  * longer held (`StaleReceipt`), a receipt another provider issued, and a
  * receipt whose queue is not a valid name (`InvalidQueueName`, `checked`).
  */
-import { Effect, Exit, Result } from "effect"
+import { Effect, Exit } from "effect"
 import type { Receipt } from "./Message.ts"
 import { type InvalidQueueName, ProviderError, StaleReceipt } from "./MessagingError.ts"
 import * as QueueName from "./QueueName.ts"
 
-/**
- * Why a receipt's queue is not a valid name, or `undefined`. It remembers the last name found
- * valid, so settling a stream of receipts of one queue checks its name once.
- */
+/** Why a receipt's queue is not a valid name, or `undefined` (QueueName.checker: checked once per queue in a row). */
 const queueCheck = () => {
-  let valid: string | undefined
-  return (receipt: Receipt): InvalidQueueName | undefined => {
-    if (receipt.queue === valid) return undefined
-    const queue = QueueName.validate(receipt.queue)
-    if (Result.isFailure(queue)) return queue.failure
-    valid = queue.success
-    return undefined
-  }
+  const check = QueueName.checker()
+  return (receipt: Receipt): InvalidQueueName | undefined => check(receipt.queue)
 }
 
 /**

@@ -18,6 +18,16 @@ describe("QueueName", () => {
     expect(Result.isSuccess(QueueName.validate(name))).toBe(true)
   })
 
+  it("checker answers what validate does, whatever it checked before", () => {
+    const check = QueueName.checker()
+    for (const name of ["orders", "orders", "Orders", "orders", "a;drop", "a;drop", "", "orders_dlq", "orders"]) {
+      const result = QueueName.validate(name)
+      const problem = check(name)
+      expect(problem === undefined).toBe(Result.isSuccess(result))
+      if (Result.isFailure(result)) expect(problem?.message).toBe(result.failure.message)
+    }
+  })
+
   it("refuses a name whose dead-letter queue would pass PGMQ's 47 characters, and says why", () => {
     for (const length of [44, 45, 46, 47]) {
       const result = QueueName.validate("q".repeat(length))

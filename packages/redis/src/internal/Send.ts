@@ -51,11 +51,12 @@ export const make = (
     }
 
     // Not a generator: it runs for every message of a workflow.
+    const invalidName = QueueName.checker()
     const send = (name: QueueName.QueueName, payload: Message.Json, opts?: Messaging.SendOptions) =>
       Effect.suspend((): Effect.Effect<Message.MessageId, MessagingError.MessagingError> => {
-        const valid = QueueName.validate(name)
-        if (Result.isFailure(valid)) return Effect.fail(valid.failure)
-        const queue = valid.success
+        const invalid = invalidName(name)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const queue = name
         const encoded = Payload.encodeResult(queue, payload, maxBytes)
         if (Result.isFailure(encoded)) return Effect.fail(encoded.failure)
         const text = encoded.success
