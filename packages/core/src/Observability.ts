@@ -108,7 +108,6 @@ const countAck = Effect.withFiber((fiber) => {
   return Effect.void
 })
 
-
 /** Wraps every operation of a provider's service in a span and counts what moved. */
 export const instrument = (service: Messaging["Service"]): Messaging["Service"] => {
   const system = service.provider

@@ -8,7 +8,7 @@ import type { Receipt } from "./Message.ts"
 import { type InvalidQueueName, ProviderError, StaleReceipt } from "./MessagingError.ts"
 import * as QueueName from "./QueueName.ts"
 
-/** Why a receipt's queue is not a valid name, or `undefined` (QueueName.checker: checked once per queue in a row). */
+/** Why a receipt's queue is not a valid name, or `undefined`: checked once for a run of receipts of one queue. */
 const queueCheck = () => {
   const check = QueueName.checker()
   return (receipt: Receipt): InvalidQueueName | undefined => check(receipt.queue)
