@@ -155,8 +155,7 @@ export const instrument = (service: Messaging["Service"]): Messaging["Service"] 
     ack: (receipt) => Effect.andThen(service.ack(receipt), countAck),
     ackAll: (receipts) =>
       Effect.tap(service.ackAll(receipts), (exits) => {
-        let acked = 0
-        for (const exit of exits) if (Exit.isSuccess(exit)) acked++
+        const acked = exits.filter(Exit.isSuccess).length
         return acked === 0 ? Effect.void : Metric.update(messagesAcked, acked)
       }),
     nack: (receipt, options) =>

@@ -52,10 +52,8 @@ export const refusing = <A, E, F, R>(
   refusal: (receipt: Receipt) => F | undefined,
   settleAll: (kept: ReadonlyArray<Receipt>) => Effect.Effect<ReadonlyArray<Exit.Exit<A, E>>, never, R>
 ): Effect.Effect<ReadonlyArray<Exit.Exit<A, E | F>>, never, R> => {
-  // Nothing refused (the usual case): nothing to take apart.
-  const first = receipts.findIndex((receipt) => refusal(receipt) !== undefined)
-  if (first === -1) return settleAll(receipts)
-  const refused = receipts.map((receipt, i) => i < first ? undefined : refusal(receipt))
+  const refused = receipts.map(refusal)
+  if (refused.every((error) => error === undefined)) return settleAll(receipts)
   return Effect.map(settleAll(receipts.filter((_, i) => refused[i] === undefined)), (exits) => {
     let next = 0
     return refused.map((error) => error === undefined ? exits[next++]! : Exit.fail(error))
